@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { BACKENDS, openTestStore } from '../../test/support/backends.ts';
+import { KeyRing } from '../keys/index.ts';
+import type { Store } from '../store/index.ts';
+import { AuditLog } from './audit-log.ts';
+import { verifyStoredChain } from './store-source.ts';
+
+describe.each(BACKENDS)('audit chain on %s', (backend) => {
+  let store: Store;
+  let audit: AuditLog;
+  let close: () => Promise<void>;
+  const masterKey = randomBytes(32);
+
+  beforeAll(async () => {
+    const opened = await openTestStore(backend);
+    store = opened.store;
+    close = opened.close;
+    audit = new AuditLog(store, new KeyRing(store, masterKey), { checkpointEvery: 10 });
+    await audit.init();
+  });
+  afterAll(() => close());
+
+  it('keeps one unbroken line under concurrent appends from two writers', async () => {
+    const second = new AuditLog(store, new KeyRing(store, masterKey), { checkpointEvery: 10 });
+    await second.init();
+    const appends = Array.from({ length: 60 }, (_, i) =>
+      (i % 2 === 0 ? audit : second).append({ actor: 'test', action: 'test.event', target: `t${i}`, outcome: 'success', details: { i } }),
+    );
+    const inTransactions = Array.from({ length: 10 }, (_, i) =>
+      store.transaction((tx) => audit.appendIn(tx, { actor: 'admin', action: 'admin.change', outcome: 'success', details: { i } })),
+    );
+    const records = await Promise.all([...appends, ...inTransactions]);
+    const seqs = records.map((r) => r.seq).sort((a, b) => a - b);
+    expect(seqs).toEqual(Array.from({ length: 70 }, (_, i) => i + 1));
+    const result = await verifyStoredChain(store);
+    expect(result).toMatchObject({ ok: true, events: 70, checkpoints: 7 });
+  });
+
+  it('writes nothing when the surrounding transaction fails', async () => {
+    await expect(
+      store.transaction(async (tx) => {
+        await audit.appendIn(tx, { actor: 'admin', action: 'doomed', outcome: 'success' });
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    const page = await audit.list(0, 1000);
+    expect(page.items.some((r) => r.action === 'doomed')).toBe(false);
+  });
+
+  it('names the first altered event', async () => {
+    await store.db.updateTable('audit_events').set({ outcome: 'tampered' }).where('seq', '=', 23).execute();
+    expect(await verifyStoredChain(store)).toMatchObject({ ok: false, firstBadSeq: 23 });
+    await store.db.updateTable('audit_events').set({ outcome: 'success' }).where('seq', '=', 23).execute();
+    expect((await verifyStoredChain(store)).ok).toBe(true);
+  });
+
+  it('detects a deleted event and a forged checkpoint', async () => {
+    const row = await store.db.selectFrom('audit_events').selectAll().where('seq', '=', 70).executeTakeFirstOrThrow();
+    await store.db.deleteFrom('audit_events').where('seq', '=', 70).execute();
+    // Event 70 carried a checkpoint: the chain now ends before it.
+    expect(await verifyStoredChain(store)).toMatchObject({ ok: false, firstBadSeq: 70 });
+    await store.db.insertInto('audit_events').values(row).execute();
+    await sql`update audit_checkpoints set signature = ${'A'.repeat(86)} where seq = 30`.execute(store.db);
+    expect(await verifyStoredChain(store)).toMatchObject({ ok: false, firstBadSeq: 30 });
+  });
+});

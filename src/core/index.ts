@@ -1,0 +1,2 @@
+export { MandateError, isMandateError, notFound } from './errors.ts';
+export { toPage } from './page.ts';

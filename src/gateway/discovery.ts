@@ -1,0 +1,41 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { MandateError } from '../core/errors.ts';
+
+export interface DiscoveredTool {
+  name: string;
+  description: string | null;
+  inputSchema: unknown;
+}
+
+export type DiscoveryTarget =
+  | { transport: 'http'; url: string; headers: Record<string, string> }
+  | { transport: 'stdio'; command: string; args: string[]; env: Record<string, string> };
+
+/** Connects to an upstream as an MCP client (with the injected credential) and lists every tool, following cursors. */
+export async function discoverTools(target: DiscoveryTarget, timeoutMs = 15_000): Promise<DiscoveredTool[]> {
+  const transport: Transport =
+    target.transport === 'http'
+      ? new StreamableHTTPClientTransport(new URL(target.url), { requestInit: { headers: target.headers } })
+      : new StdioClientTransport({ command: target.command, args: target.args, env: { ...getDefaultEnvironment(), ...target.env }, stderr: 'ignore' });
+  const client = new Client({ name: 'mandate-gateway-discovery', version: '1' });
+  try {
+    await client.connect(transport, { timeout: timeoutMs });
+    const tools: DiscoveredTool[] = [];
+    if (!client.getServerCapabilities()?.tools) return tools;
+    let cursor: string | undefined;
+    for (let page = 0; page < 100; page++) {
+      const result = await client.listTools(cursor === undefined ? {} : { cursor }, { timeout: timeoutMs });
+      for (const tool of result.tools) tools.push({ name: tool.name, description: tool.description ?? null, inputSchema: tool.inputSchema });
+      cursor = result.nextCursor;
+      if (!cursor) break;
+    }
+    return tools;
+  } catch (error) {
+    throw new MandateError('GATEWAY_DISCOVERY_FAILED', `tool discovery failed: ${(error as Error).message}`, 502);
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}

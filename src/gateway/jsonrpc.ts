@@ -1,0 +1,58 @@
+/** Just enough JSON-RPC 2.0 for the proxy to see what passes through it (JSON-RPC 2.0 §4, §5). */
+export type RpcId = string | number;
+
+export interface RpcMessage {
+  jsonrpc: '2.0';
+  id?: RpcId | null;
+  method?: string;
+  params?: Record<string, unknown>;
+  result?: unknown;
+  error?: { code: number; message: string; data?: unknown };
+}
+
+export type ParsedBody = { ok: true; messages: RpcMessage[]; batch: boolean } | { ok: false; reason: string };
+
+/** Parses a POST body: one message or (older protocol versions) a batch. Anything else is refused, never forwarded blind. */
+export function parseBody(text: string): ParsedBody {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: 'the body is not valid JSON' };
+  }
+  const batch = Array.isArray(raw);
+  const items = batch ? (raw as unknown[]) : [raw];
+  if (items.length === 0 || items.length > 100) return { ok: false, reason: 'a batch must hold 1 to 100 messages' };
+  for (const item of items) {
+    if (!isMessage(item)) return { ok: false, reason: 'not a JSON-RPC 2.0 message' };
+  }
+  return { ok: true, messages: items as RpcMessage[], batch };
+}
+
+function isMessage(value: unknown): value is RpcMessage {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const m = value as Record<string, unknown>;
+  if (m.jsonrpc !== '2.0') return false;
+  if (m.id !== undefined && m.id !== null && typeof m.id !== 'string' && !(typeof m.id === 'number' && Number.isFinite(m.id))) return false;
+  if (m.method !== undefined) {
+    if (typeof m.method !== 'string' || m.method.length === 0 || m.method.length > 200) return false;
+    if (m.params !== undefined && (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params))) return false;
+    return true;
+  }
+  // A response (to a server-to-client request such as sampling or elicitation).
+  return m.id !== undefined && ('result' in m || 'error' in m);
+}
+
+export const isRequest = (m: RpcMessage): boolean => m.method !== undefined && m.id !== undefined && m.id !== null;
+
+/** MCP reserves -32000 to -32099 for implementation errors; these are Mandate's. */
+export const RPC_DENIED = -32003;
+export const RPC_APPROVAL_DENIED = -32004;
+export const RPC_APPROVAL_TIMEOUT = -32005;
+export const RPC_RATE_LIMITED = -32006;
+export const RPC_CANCELLED = -32007;
+export const RPC_UPSTREAM = -32008;
+
+export function rpcError(id: RpcId | null | undefined, code: number, message: string, data?: Record<string, unknown>): RpcMessage {
+  return { jsonrpc: '2.0', id: id ?? null, error: { code, message, ...(data && { data }) } };
+}

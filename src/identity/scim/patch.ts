@@ -1,0 +1,77 @@
+import SCIMMY from 'scimmy';
+import { ENTERPRISE_SCHEMA, MAX_OPERATIONS, PATCH_OP_SCHEMA } from './constants.ts';
+import { fromClientInputAsync, scimError } from './errors.ts';
+import { normaliseUserQuirks } from './mapping.ts';
+import { GroupSchema, UserSchema } from './schemas.ts';
+import type { ScimResourceKind } from './filter.ts';
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json => value !== null && typeof value === 'object' && !Array.isArray(value);
+const BOOLEAN_TEXT = /^(true|false)$/i;
+
+/**
+ * Checks the envelope (RFC 7644 §3.5.2: `schemas` and a non-empty `Operations` list of objects with an
+ * `op`) and smooths what identity providers are known to send: Entra ID's capitalised ops ("Replace"),
+ * its string booleans (`"value": "False"` for `active`) and its bare-string `manager`. A missing
+ * `schemas` is tolerated; a wrong one is not.
+ */
+export function normalisePatch(kind: ScimResourceKind, body: unknown): { schemas: [string]; Operations: Json[] } {
+  if (!isObject(body)) throw scimError('invalidSyntax', 'the body must be a PatchOp JSON object');
+  if (body.schemas !== undefined && !(Array.isArray(body.schemas) && body.schemas.length === 1 && body.schemas[0] === PATCH_OP_SCHEMA)) {
+    throw scimError('invalidSyntax', `schemas must be ["${PATCH_OP_SCHEMA}"]`);
+  }
+  const operations = body.Operations ?? body.operations;
+  if (!Array.isArray(operations) || operations.length === 0) throw scimError('invalidSyntax', 'Operations must be a non-empty list');
+  if (operations.length > MAX_OPERATIONS) throw scimError('tooMany', `a PATCH may carry at most ${MAX_OPERATIONS} operations`);
+  const normalised = operations.map((operation, index) => {
+    if (!isObject(operation)) throw scimError('invalidSyntax', `operation ${index + 1} must be an object`);
+    const { op, path } = operation;
+    let { value } = operation;
+    if (typeof op !== 'string' || !/^(add|remove|replace)$/i.test(op)) throw scimError('invalidSyntax', `operation ${index + 1}: op must be add, remove or replace`);
+    if (path !== undefined && (typeof path !== 'string' || path.trim() === '')) throw scimError('invalidPath', `operation ${index + 1}: path must be a non-empty string`);
+    if (kind === 'User') {
+      const lowerPath = typeof path === 'string' ? path.trim().toLowerCase() : '';
+      const leaf = lowerPath.split(/[.:]/).pop() ?? '';
+      if ((leaf === 'active' || leaf === 'primary') && typeof value === 'string' && BOOLEAN_TEXT.test(value)) value = value.toLowerCase() === 'true';
+      else if (lowerPath === `${ENTERPRISE_SCHEMA}:manager`.toLowerCase() && typeof value === 'string') value = { value };
+      else value = normaliseUserQuirks(value, lowerPath === ENTERPRISE_SCHEMA.toLowerCase() ? ENTERPRISE_SCHEMA : '');
+    } else if (typeof path === 'string' && path.trim().toLowerCase() === 'members') value = memberValues(value);
+    else if (path === undefined && isObject(value)) value = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k.toLowerCase() === 'members' ? memberValues(v) : v]));
+    return { op: op.toLowerCase(), ...(typeof path === 'string' && { path: path.trim() }), ...(value !== undefined && { value }) };
+  });
+  return { schemas: [PATCH_OP_SCHEMA], Operations: normalised };
+}
+
+/**
+ * Applies a PatchOp (RFC 7644 §3.5.2) to a resource's current SCIM representation with scimmy and
+ * returns the patched representation (unchanged when the operations change nothing). Errors are the
+ * RFC's: invalidPath, noTarget, invalidValue, mutability.
+ */
+export async function applyPatch(kind: ScimResourceKind, current: Json, body: unknown): Promise<Json> {
+  const message = normalisePatch(kind, body);
+  const Schema = kind === 'User' ? UserSchema : GroupSchema;
+  return fromClientInputAsync('invalidValue', async () => {
+    const patch = new SCIMMY.Messages.PatchOp(message as unknown as ConstructorParameters<typeof SCIMMY.Messages.PatchOp>[0]);
+    const resource = new Schema(withoutMeta(current), 'out');
+    const result = await patch.apply(resource);
+    return result === undefined ? current : (JSON.parse(JSON.stringify(result)) as Json);
+  });
+}
+
+/**
+ * A member is identified by its `value` (RFC 7643 §4.2); `display` and `$ref` are Mandate's to fill in.
+ * Entra ID sends `{"$ref": null, "value": "…"}`, which as sent would match no member on remove.
+ */
+function memberValues(value: unknown): unknown {
+  if (!Array.isArray(value)) return value;
+  return value.map((member) => {
+    if (!isObject(member) || typeof member.value !== 'string') return member;
+    return { value: member.value, ...(typeof member.type === 'string' && { type: member.type }) };
+  });
+}
+
+function withoutMeta(resource: Json): Json {
+  const { meta: _meta, ...rest } = resource;
+  return rest;
+}

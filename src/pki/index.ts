@@ -1,0 +1,1 @@
+export { CertificateAuthority, CA_KEY_PURPOSE, type IssuedCertificate } from './ca.ts';

@@ -1,0 +1,283 @@
+/**
+ * The entity store. Each entity's transitive ancestor set is computed once when it is loaded (and
+ * recomputed for it and its descendants when it changes), so `in` is a Set lookup at decision time.
+ * Request-scoped overrides (e.g. AuthZEN `subject.properties`) go through an overlay view that never
+ * mutates the store.
+ */
+import { MandateError } from '../core/errors.ts';
+import { parseJsonExact } from './json.ts';
+import { recordFromJson, uidFromJson } from './json-value.ts';
+import type { EntityUidJson } from './json-value.ts';
+import { EntityUid } from './values.ts';
+import type { CedarRecord, Value } from './values.ts';
+
+export interface EntityData {
+  readonly uid: EntityUid;
+  readonly attrs: ReadonlyMap<string, Value>;
+  /** `null` when the entity has no tags (the common case). */
+  readonly tags: ReadonlyMap<string, Value> | null;
+  readonly parents: readonly EntityUid[];
+  /** Keys (`EntityUid.key`) of every transitive ancestor, not including the entity itself. */
+  readonly ancestors: ReadonlySet<string>;
+}
+
+/** What the evaluator needs: entity by key. */
+export interface EntityLookup {
+  get(key: string): EntityData | undefined;
+}
+
+/** cedar-wasm's entity JSON. */
+export interface EntityJson {
+  uid: EntityUidJson;
+  attrs: Record<string, unknown>;
+  parents: EntityUidJson[];
+  tags?: Record<string, unknown>;
+}
+
+/** An override for one request: missing fields keep the stored entity's (in `merge` mode). */
+export interface EntityOverride {
+  uid: EntityUidJson;
+  attrs?: Record<string, unknown>;
+  parents?: EntityUidJson[];
+  tags?: Record<string, unknown>;
+}
+
+const EMPTY: ReadonlySet<string> = new Set();
+
+interface Parsed {
+  uid: EntityUid;
+  attrs: ReadonlyMap<string, Value> | undefined;
+  parents: EntityUid[] | undefined;
+  tags: ReadonlyMap<string, Value> | null | undefined;
+}
+
+function parseEntity(raw: unknown, where: string, partial: boolean): Parsed {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new MandateError('POLICY_ENTITIES_INVALID', `${where}: expected an entity object`, 400);
+  }
+  const o = raw as Record<string, unknown>;
+  if (!('uid' in o)) throw new MandateError('POLICY_ENTITIES_INVALID', `${where}: missing field \`uid\``, 400);
+  try {
+    const uid = uidFromJson(o.uid, `${where}.uid`);
+    const at = `entity ${uid.key}`;
+    if (!partial && !('attrs' in o)) throw new MandateError('POLICY_ENTITIES_INVALID', `${at}: missing field \`attrs\``, 400);
+    if (!partial && !('parents' in o)) throw new MandateError('POLICY_ENTITIES_INVALID', `${at}: missing field \`parents\``, 400);
+    const attrs = o.attrs === undefined ? undefined : recordFromJson(o.attrs, `${at} attrs`).map;
+    let parents: EntityUid[] | undefined;
+    if (o.parents !== undefined) {
+      if (!Array.isArray(o.parents)) throw new MandateError('POLICY_ENTITIES_INVALID', `${at}: \`parents\` must be an array`, 400);
+      parents = o.parents.map((p, i) => uidFromJson(p, `${at} parents[${i}]`));
+    }
+    let tags: ReadonlyMap<string, Value> | null | undefined;
+    if (o.tags !== undefined) {
+      const t = recordFromJson(o.tags, `${at} tags`).map;
+      tags = t.size === 0 ? null : t;
+    }
+    return { uid, attrs, parents, tags };
+  } catch (e) {
+    if (e instanceof MandateError && e.code !== 'POLICY_ENTITIES_INVALID') {
+      throw new MandateError('POLICY_ENTITIES_INVALID', e.message, 400, e.details);
+    }
+    throw e;
+  }
+}
+
+/** Ancestors by walking parents; `parentsOf` returns undefined for unknown entities (no parents). */
+function walkAncestors(start: readonly EntityUid[], parentsOf: (key: string) => readonly EntityUid[] | undefined): Set<string> {
+  const out = new Set<string>();
+  const stack = [...start];
+  while (stack.length > 0) {
+    const p = stack.pop() as EntityUid;
+    if (out.has(p.key)) continue;
+    out.add(p.key);
+    const pp = parentsOf(p.key);
+    if (pp !== undefined) for (const q of pp) if (!out.has(q.key)) stack.push(q);
+  }
+  return out;
+}
+
+function cycleError(key: string): MandateError {
+  return new MandateError('POLICY_ENTITY_CYCLE', `entity hierarchy has a cycle containing ${key}`, 400, { entity: key });
+}
+
+export class EntityStore implements EntityLookup {
+  readonly #entities = new Map<string, EntityData>();
+  /** parent key → keys of entities listing it as a parent, to find descendants on change. */
+  readonly #children = new Map<string, Set<string>>();
+
+  get size(): number {
+    return this.#entities.size;
+  }
+
+  get(key: string): EntityData | undefined {
+    return this.#entities.get(key);
+  }
+
+  getUid(type: string, id: string): EntityData | undefined {
+    return this.#entities.get(new EntityUid(type, id).key);
+  }
+
+  *[Symbol.iterator](): IterableIterator<EntityData> {
+    yield* this.#entities.values();
+  }
+
+  /**
+   * Adds or replaces entities (all or nothing). A duplicate uid within one call is an error, as in
+   * cedar-wasm; ancestors of the changed entities and of all their descendants are recomputed.
+   */
+  upsert(entities: readonly unknown[]): void {
+    const parsed = new Map<string, Parsed>();
+    entities.forEach((raw, i) => {
+      const p = parseEntity(raw, `entities[${i}]`, false);
+      if (parsed.has(p.uid.key)) {
+        throw new MandateError('POLICY_ENTITIES_INVALID', `duplicate entity entry \`${p.uid.key}\``, 400);
+      }
+      parsed.set(p.uid.key, p);
+    });
+    this.#apply(parsed, []);
+  }
+
+  /** Removes entities by uid; unknown uids are ignored. */
+  remove(uids: readonly EntityUidJson[]): void {
+    this.#apply(new Map(), uids.map((u, i) => uidFromJson(u, `uids[${i}]`).key));
+  }
+
+  #apply(changed: Map<string, Parsed>, removed: string[]): void {
+    const affected = new Set<string>([...changed.keys(), ...removed]);
+    // Descendants (through the current hierarchy) whose ancestor sets may change.
+    const queue = [...affected];
+    while (queue.length > 0) {
+      const k = queue.pop() as string;
+      for (const c of this.#children.get(k) ?? []) if (!affected.has(c)) {
+        affected.add(c);
+        queue.push(c);
+      }
+    }
+    const removedSet = new Set(removed);
+    const parentsOf = (key: string): readonly EntityUid[] | undefined => {
+      const c = changed.get(key);
+      if (c !== undefined) return c.parents;
+      if (removedSet.has(key)) return undefined;
+      return this.#entities.get(key)?.parents;
+    };
+    const next = new Map<string, EntityData>();
+    for (const key of affected) {
+      if (removedSet.has(key) && !changed.has(key)) continue;
+      const c = changed.get(key);
+      const old = this.#entities.get(key);
+      const uid = c?.uid ?? old?.uid;
+      if (uid === undefined) continue;
+      const parents = c?.parents ?? old?.parents ?? [];
+      const ancestors = parents.length === 0 ? EMPTY : walkAncestors(parents, parentsOf);
+      if (ancestors.has(key)) throw cycleError(key);
+      next.set(key, {
+        uid,
+        attrs: c?.attrs ?? old?.attrs ?? new Map(),
+        tags: c === undefined ? (old?.tags ?? null) : (c.tags ?? null),
+        parents,
+        ancestors,
+      });
+    }
+    // Commit only after every check passed.
+    for (const key of affected) {
+      const old = this.#entities.get(key);
+      if (old !== undefined) for (const p of old.parents) this.#children.get(p.key)?.delete(key);
+      const n = next.get(key);
+      if (n === undefined) {
+        this.#entities.delete(key);
+        continue;
+      }
+      this.#entities.set(key, n);
+      for (const p of n.parents) {
+        let s = this.#children.get(p.key);
+        if (s === undefined) this.#children.set(p.key, (s = new Set()));
+        s.add(key);
+      }
+    }
+  }
+
+  /**
+   * A read-only view with request-scoped overrides. `replace` (default) substitutes whole entities;
+   * `merge` keeps the stored entity's attributes, tags and parents unless the override gives them.
+   */
+  overlay(overrides: readonly EntityOverride[], mode: 'replace' | 'merge' = 'replace'): EntityLookup {
+    return new OverlayView(this, overrides, mode);
+  }
+}
+
+class OverlayView implements EntityLookup {
+  readonly #base: EntityStore;
+  readonly #over = new Map<string, EntityData>();
+  /** Keys of entities whose parents the overlay changed. */
+  readonly #reparented = new Set<string>();
+  readonly #recomputed = new Map<string, EntityData>();
+
+  constructor(base: EntityStore, overrides: readonly EntityOverride[], mode: 'replace' | 'merge') {
+    this.#base = base;
+    const parsed = new Map<string, Parsed>();
+    overrides.forEach((raw, i) => {
+      const p = parseEntity(raw, `overrides[${i}]`, true);
+      parsed.set(p.uid.key, p);
+    });
+    const parentsById = new Map<string, readonly EntityUid[]>();
+    for (const [key, p] of parsed) {
+      const old = mode === 'merge' ? base.get(key) : undefined;
+      const parents = p.parents ?? old?.parents ?? [];
+      parentsById.set(key, parents);
+      const was = base.get(key)?.parents ?? [];
+      if (was.length !== parents.length || was.some((u, i) => u.key !== parents[i]?.key)) this.#reparented.add(key);
+    }
+    const parentsOf = (key: string): readonly EntityUid[] | undefined => parentsById.get(key) ?? base.get(key)?.parents;
+    for (const [key, p] of parsed) {
+      const old = mode === 'merge' ? base.get(key) : undefined;
+      const parents = parentsById.get(key) ?? [];
+      const ancestors = walkAncestors(parents, parentsOf);
+      if (ancestors.has(key)) throw cycleError(key);
+      let attrs = p.attrs ?? old?.attrs ?? new Map<string, Value>();
+      if (old !== undefined && p.attrs !== undefined) attrs = new Map([...old.attrs, ...p.attrs]);
+      let tags = p.tags === undefined ? (old?.tags ?? null) : p.tags;
+      if (old?.tags && p.tags) tags = new Map([...old.tags, ...p.tags]);
+      this.#over.set(key, { uid: p.uid, attrs, tags, parents, ancestors });
+    }
+    this.#parentsOf = parentsOf;
+  }
+
+  readonly #parentsOf: (key: string) => readonly EntityUid[] | undefined;
+
+  get(key: string): EntityData | undefined {
+    const o = this.#over.get(key);
+    if (o !== undefined) return o;
+    const b = this.#base.get(key);
+    if (b === undefined || this.#reparented.size === 0) return b;
+    let hit = false;
+    for (const r of this.#reparented) if (b.ancestors.has(r)) hit = true;
+    if (!hit) return b;
+    let r = this.#recomputed.get(key);
+    if (r === undefined) {
+      r = { ...b, ancestors: walkAncestors(b.parents, this.#parentsOf) };
+      this.#recomputed.set(key, r);
+    }
+    return r;
+  }
+}
+
+/** Builds a store from cedar-wasm entity JSON (an array, or its JSON text). */
+export function createEntityStore(entities: readonly unknown[] | string = []): EntityStore {
+  const store = new EntityStore();
+  let list: unknown = entities;
+  if (typeof entities === 'string') {
+    try {
+      list = parseJsonExact(entities);
+    } catch (e) {
+      throw new MandateError('POLICY_ENTITIES_INVALID', `entities are not valid JSON: ${(e as Error).message}`, 400);
+    }
+  }
+  if (!Array.isArray(list)) throw new MandateError('POLICY_ENTITIES_INVALID', 'entities must be a JSON array', 400);
+  store.upsert(list);
+  return store;
+}
+
+/** Parses a context record (cedar-wasm JSON value form). */
+export function contextFromJson(context: unknown): CedarRecord {
+  return recordFromJson(context ?? {}, 'context');
+}

@@ -1,0 +1,112 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { sql } from 'kysely';
+import { constantTimeEqual } from '../core/crypto.ts';
+import { MandateError } from '../core/errors.ts';
+import type { AppEnv } from './app-env.ts';
+import { OpenApiRegistry } from './openapi.ts';
+import { problem, toMandateError } from './problem.ts';
+import { registerAuditRoutes } from './routes/audit.ts';
+import { registerGatewayRoutes } from './routes/gateway.ts';
+import { registerGovernanceRoutes } from './routes/governance.ts';
+import { registerMcpRoutes } from './routes/mcp.ts';
+import { registerIdentityRoutes } from './routes/identity.ts';
+import { registerOAuthRoutes } from './routes/oauth.ts';
+import { registerAuthzenRoutes } from './routes/authzen.ts';
+import { registerPolicyRoutes } from './routes/policies.ts';
+import { isScimPath, registerScimRoutes, scimErrorResponse } from './routes/scim.ts';
+import type { Services } from './services.ts';
+
+/** Resolves a bearer token to an actor, or undefined when it is not one this authenticator knows. */
+export type BearerAuthenticator = (token: string) => Promise<string | undefined> | string | undefined;
+
+export interface MandateApp {
+  app: Hono<AppEnv>;
+  docs: OpenApiRegistry;
+  /** Further ways to authenticate admin API callers (added by domains such as OAuth). */
+  adminAuthenticators: BearerAuthenticator[];
+  /** Who may query the AuthZEN PDP: the admin token, plus what domains add (OAuth clients allowed to). */
+  pdpAuthenticators: BearerAuthenticator[];
+}
+
+export function createApp(services: Services): MandateApp {
+  const app = new Hono<AppEnv>();
+  const docs = new OpenApiRegistry();
+  const adminAuthenticators: BearerAuthenticator[] = [(token) => (constantTimeEqual(token, services.config.adminToken) ? 'admin' : undefined)];
+  const pdpAuthenticators: BearerAuthenticator[] = [adminAuthenticators[0]!];
+
+  app.onError((error, c) => {
+    const coded = toMandateError(error);
+    if (coded.status >= 500) services.logger.error({ err: error, path: c.req.path }, 'request failed');
+    return problem(c, coded);
+  });
+  app.notFound((c) => problem(c, new MandateError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 404)));
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: services.config.maxBodyBytes,
+      onError: (c) => {
+        const error = new MandateError('REQUEST_TOO_LARGE', `request body exceeds ${services.config.maxBodyBytes} bytes`, 413);
+        // SCIM clients expect SCIM error JSON (RFC 7644 §3.12), not problem+json.
+        return isScimPath(c.req.path) ? scimErrorResponse(c, error) : problem(c, error);
+      },
+    }),
+  );
+
+  // Path parameters reach database queries: a NUL (which PostgreSQL text cannot hold) or a malformed
+  // escape is a client error on every route.
+  app.use('*', async (c, next) => {
+    let path: string;
+    try {
+      path = decodeURIComponent(c.req.path);
+    } catch {
+      throw new MandateError('REQUEST_PATH_INVALID', 'the path has a malformed percent-escape', 400);
+    }
+    if (path.includes('\u0000')) throw new MandateError('REQUEST_PATH_INVALID', 'the path must not contain the NUL character', 400);
+    await next();
+  });
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    try {
+      await sql`select 1`.execute(services.store.db);
+      return c.json({ status: 'ready' });
+    } catch {
+      return problem(c, new MandateError('STORE_UNAVAILABLE', 'the database is unreachable', 503));
+    }
+  });
+  app.get('/api/v1/openapi.json', (c) => c.json(docs.document(services.config.publicUrl)));
+
+  const api = new Hono<AppEnv>();
+  api.use('*', async (c, next) => {
+    const header = c.req.header('authorization') ?? '';
+    const match = /^Bearer ([\x21-\x7e]{1,4096})$/.exec(header);
+    let actor: string | undefined;
+    if (match) {
+      for (const authenticate of adminAuthenticators) {
+        actor = await authenticate(match[1]!);
+        if (actor) break;
+      }
+    }
+    if (!actor) {
+      c.header('WWW-Authenticate', 'Bearer realm="mandate"');
+      throw new MandateError('AUTH_REQUIRED', 'a valid bearer token is required', 401);
+    }
+    c.set('actor', actor);
+    await next();
+  });
+  registerIdentityRoutes(api, docs, services);
+  registerAuditRoutes(api, docs, services);
+  registerGovernanceRoutes(api, docs, services);
+  registerOAuthRoutes(app, api, docs, services);
+  registerPolicyRoutes(api, docs, services);
+  registerGatewayRoutes(api, docs, services);
+  registerAuthzenRoutes(app, docs, services, pdpAuthenticators);
+  app.route('/api/v1', api);
+  // The MCP gateway sits outside /api/v1: agents authenticate with OAuth access tokens, never the admin token.
+  registerMcpRoutes(app, docs, services);
+  // SCIM sits outside /api/v1 with its own token (MANDATE_SCIM_TOKEN) and SCIM error bodies.
+  registerScimRoutes(app, docs, services);
+
+  return { app, docs, adminAuthenticators, pdpAuthenticators };
+}

@@ -1,0 +1,27 @@
+import type { Context } from 'hono';
+import { MandateError } from '../core/errors.ts';
+
+/**
+ * RFC 9457 problem details. `type` is a stable URI per code so clients may dereference it; `code`
+ * (an extension member, §3.2) is what callers branch on.
+ */
+export function problem(c: Context, error: MandateError): Response {
+  const body = {
+    type: `https://mandate.dev/problems/${error.code.toLowerCase().replaceAll('_', '-')}`,
+    title: error.code,
+    status: error.status,
+    detail: error.message,
+    code: error.code,
+    ...(error.details && { ...error.details }),
+  };
+  return c.body(JSON.stringify(body), error.status as 400, { 'content-type': 'application/problem+json' });
+}
+
+export function toMandateError(error: unknown): MandateError {
+  if (error instanceof MandateError) return error;
+  // Database constraint violations caused by a request are conflicts, not server faults.
+  const message = (error as Error)?.message ?? '';
+  if (/UNIQUE constraint|duplicate key value/i.test(message)) return new MandateError('CONFLICT', 'the resource conflicts with an existing one', 409);
+  if (/FOREIGN KEY constraint|violates foreign key/i.test(message)) return new MandateError('REFERENCE_INVALID', 'a referenced resource does not exist', 422);
+  return new MandateError('INTERNAL', 'internal error', 500);
+}

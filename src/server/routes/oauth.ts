@@ -1,0 +1,290 @@
+import type { X509Certificate } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Context, Hono } from 'hono';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { z } from 'zod';
+import { constantTimeEqual } from '../../core/crypto.ts';
+import { MandateError } from '../../core/errors.ts';
+import { clientCreateSchema, OAUTH_ROUTES, protectedResourceMetadataUrl } from '../../oauth/index.ts';
+import { federationIssuerSchema } from '../../oauth/federation.ts';
+import { CredentialService } from '../../authn/index.ts';
+import { authenticateClient } from '../../oauth/client-auth.ts';
+import { isTokenError, wwwAuthenticate } from '../../oauth/index.ts';
+import { introspect, revoke } from '../../oauth/introspection.ts';
+import type { AppEnv } from '../app-env.ts';
+import type { OpenApiRegistry } from '../openapi.ts';
+import type { Services } from '../services.ts';
+import { readBody } from '../validation.ts';
+import { registerInteractionRoutes } from './oauth-interaction.ts';
+import { registerMtlsRoutes } from './oauth-mtls.ts';
+
+interface NodeEnv {
+  incoming?: IncomingMessage;
+  outgoing?: ServerResponse;
+}
+
+/** Raw Node request/response of a Hono context (present when served by @hono/node-server). */
+export function nodeOf(c: Context): { incoming: IncomingMessage; outgoing: ServerResponse } {
+  const env = c.env as NodeEnv | undefined;
+  if (!env?.incoming || !env.outgoing) throw new MandateError('OAUTH_UNAVAILABLE', 'the authorization server is only reachable over the Node HTTP server', 503);
+  return { incoming: env.incoming, outgoing: env.outgoing };
+}
+
+const MAX_FORM_BYTES = 64 * 1024;
+
+/**
+ * Hono has already consumed the Node request stream (its body-limit middleware reads it); oidc-provider
+ * reads `req` as a stream, so the bytes are offered again as one.
+ */
+function replayBody(incoming: IncomingMessage, body: Buffer): void {
+  const replay = Readable.from([body]);
+  Object.defineProperty(incoming, 'readable', { value: true, configurable: true });
+  Object.defineProperty(incoming, 'iterator', { value: (options?: { destroyOnReturn?: boolean }) => replay.iterator(options), configurable: true });
+}
+
+async function readForm(c: Context): Promise<Record<string, string>> {
+  if (!/^application\/x-www-form-urlencoded\b/i.test(c.req.header('content-type') ?? '')) {
+    throw new MandateError('REQUEST_CONTENT_TYPE', 'send the body as application/x-www-form-urlencoded', 415);
+  }
+  const text = await c.req.text();
+  if (text.length > MAX_FORM_BYTES) throw new MandateError('REQUEST_TOO_LARGE', 'form too large', 413);
+  const params = new URLSearchParams(text);
+  const form: Record<string, string> = {};
+  for (const [key, value] of params) {
+    // RFC 6749 §3.1 / §3.2: parameters must not repeat.
+    if (key in form) throw new MandateError('REQUEST_INVALID', `parameter ${key} repeats`, 400);
+    form[key] = value;
+  }
+  return form;
+}
+
+function oauthError(c: Context, status: 400 | 401, error: string, description: string): Response {
+  if (status === 401) c.header('WWW-Authenticate', 'Basic realm="mandate"');
+  c.header('Cache-Control', 'no-store');
+  return c.json({ error, error_description: description }, status);
+}
+
+/**
+ * The authorization server (oidc-provider on the raw Node request), Mandate's own introspection and
+ * revocation endpoints, the JWKS with rotated keys, RFC 9728 metadata, and the admin API for clients.
+ */
+export function registerOAuthRoutes(app: Hono<AppEnv>, api: Hono<AppEnv>, docs: OpenApiRegistry, services: Services): void {
+  const { oauth } = services;
+  const forward = async (c: Context, bodyRead: boolean) => {
+    const { incoming, outgoing } = nodeOf(c);
+    if (!bodyRead && c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      // Read the body through Hono (the Node stream may already be wrapped by the adapter) and hand it
+      // to oidc-provider as a parsed buffer, so no await before the hand-over can lose it.
+      const body = Buffer.from(await c.req.arrayBuffer());
+      if (body.length > 56 * 1024) throw new MandateError('REQUEST_TOO_LARGE', 'request body too large', 413);
+      replayBody(incoming, body);
+    }
+    await oauth.handle(incoming, outgoing);
+    return RESPONSE_ALREADY_SENT;
+  };
+  const toProvider = (c: Context) => forward(c, false);
+
+  app.get('/.well-known/openid-configuration', toProvider);
+  // RFC 8414 §3: the same metadata at the OAuth well-known location.
+  app.get('/.well-known/oauth-authorization-server', async (c) => {
+    const { incoming } = nodeOf(c);
+    incoming.url = '/.well-known/openid-configuration';
+    return toProvider(c);
+  });
+
+  // JWKS: the current key and retired keys whose tokens may still be alive (rotation without breakage).
+  app.get(OAUTH_ROUTES.jwks, async (c) => {
+    const keys = await oauth.keys.published();
+    c.header('Cache-Control', 'public, max-age=300');
+    return c.json({ keys: keys.map((k) => k.publicJwk) }, 200, { 'content-type': 'application/jwk-set+json' });
+  });
+
+  const audiences = () => [oauth.issuer, `${oauth.issuer}${OAUTH_ROUTES.token}`, `${oauth.issuer}${OAUTH_ROUTES.introspection}`, `${oauth.issuer}${OAUTH_ROUTES.revocation}`];
+  const caller = async (c: Context, form: Record<string, string>) => {
+    const header = c.req.header('authorization');
+    const bearer = /^Bearer (\S{1,4096})$/.exec(header ?? '');
+    if (bearer && constantTimeEqual(bearer[1]!, services.config.adminToken)) return { admin: true, clientId: null };
+    const socket = nodeOf(c).incoming.socket as { getPeerX509Certificate?: () => X509Certificate | undefined };
+    const peerCertificate = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
+    const result = await authenticateClient(services.store, oauth.replay, { authorization: header, form, audiences: audiences(), peerCertificate, caCertificate: await oauth.ca.rootCertificate() });
+    return result.ok ? { admin: false, clientId: result.clientId } : undefined;
+  };
+
+  app.post(OAUTH_ROUTES.introspection, async (c) => {
+    const form = await readForm(c);
+    const who = await caller(c, form);
+    if (!who) return oauthError(c, 401, 'invalid_client', 'client authentication failed');
+    if (typeof form.token !== 'string' || form.token.length === 0) return oauthError(c, 400, 'invalid_request', 'token is required');
+    const result = await introspect(oauth.verifier, form.token);
+    // §4: a client only learns about its own tokens (admins about any).
+    const visible = who.admin || (result.active && result.client_id === who.clientId) || (who.clientId !== null && (await oauth.clientInfo(who.clientId))?.scopes.includes('mandate:introspect'));
+    c.header('Cache-Control', 'no-store');
+    return c.json(visible ? result : { active: false });
+  });
+
+  app.post(OAUTH_ROUTES.revocation, async (c) => {
+    const form = await readForm(c);
+    const who = await caller(c, form);
+    if (!who) return oauthError(c, 401, 'invalid_client', 'client authentication failed');
+    if (typeof form.token !== 'string' || form.token.length === 0) return oauthError(c, 400, 'invalid_request', 'token is required');
+    await revoke({ store: services.store, revocations: oauth.revocations, audit: services.audit, verifier: oauth.verifier }, form.token, who);
+    return c.body(null, 200);
+  });
+
+  // RFC 9728 metadata for Mandate's own API as a resource server.
+  const apiResource = `${oauth.issuer}/api/v1`;
+  app.get(new URL(protectedResourceMetadataUrl(apiResource)).pathname, (c) => c.json(oauth.protectedResourceMetadata(apiResource, { name: 'Mandate API' })));
+  app.get('/.well-known/oauth-protected-resource', (c) => c.json(oauth.protectedResourceMetadata(oauth.issuer, { name: 'Mandate' })));
+
+  // Federation grants carry an external JWT and no Mandate client: Mandate answers them itself.
+  app.post(OAUTH_ROUTES.token, async (c, next) => {
+    if (!/^application\/x-www-form-urlencoded\b/i.test(c.req.header('content-type') ?? '')) return next();
+    const raw = await c.req.text();
+    const form = Object.fromEntries(new URLSearchParams(raw)) as Record<string, string>;
+    if (!oauth.isFederationRequest(form)) {
+      const { incoming } = nodeOf(c);
+      replayBody(incoming, Buffer.from(raw));
+      return forward(c, true);
+    }
+    const result = await oauth.federationToken(form);
+    c.header('Cache-Control', 'no-store');
+    return c.json(result.body, result.status);
+  });
+
+  docs.add({ method: 'post', path: '/api/v1/oauth/federation/issuers', tag: 'oauth', summary: 'Trust an external issuer (workload identity federation) with claim rules mapping its JWTs to workloads', body: federationIssuerSchema, success: { status: 201, description: 'The trusted issuer' }, errors: ['FEDERATION_ISSUER_EXISTS', 'IDENTITY_NOT_FOUND', 'FETCH_URL_INSECURE'] });
+  api.post('/oauth/federation/issuers', async (c) => c.json(await oauth.federation.create(await readBody(c, federationIssuerSchema), c.get('actor')), 201));
+  docs.add({ method: 'get', path: '/api/v1/oauth/federation/issuers', tag: 'oauth', summary: 'Trusted external issuers', success: { status: 200, description: '{items}' } });
+  api.get('/oauth/federation/issuers', async (c) => c.json({ items: await oauth.federation.list() }));
+  docs.add({ method: 'delete', path: '/api/v1/oauth/federation/issuers/{id}', tag: 'oauth', summary: 'Stop trusting an issuer', success: { status: 204, description: 'Removed' }, errors: ['FEDERATION_ISSUER_NOT_FOUND'] });
+  api.delete('/oauth/federation/issuers/:id', async (c) => {
+    await oauth.federation.remove(c.req.param('id'), c.get('actor'));
+    return c.body(null, 204);
+  });
+
+  // Everything else under /oauth/ belongs to oidc-provider (authorize, token, userinfo, register, par).
+  for (const path of [OAUTH_ROUTES.authorization, OAUTH_ROUTES.token, OAUTH_ROUTES.userinfo, OAUTH_ROUTES.pushed_authorization_request, OAUTH_ROUTES.registration, `${OAUTH_ROUTES.registration}/*`, `${OAUTH_ROUTES.authorization}/*`]) {
+    app.all(path, toProvider);
+  }
+
+  // ---- admin API ------------------------------------------------------------------------------------
+  for (const kind of ['agent', 'workload'] as const) {
+    docs.add({
+      method: 'post',
+      path: `/api/v1/${kind}s/{id}/clients`,
+      tag: 'oauth',
+      summary: `Create an OAuth client for a ${kind} (client_secret_basic secrets are shown once)`,
+      body: clientCreateSchema,
+      success: { status: 201, description: '{client_id, client_secret?, identity_id, token_endpoint_auth_method, scopes, tls_client_auth_san_uri?}' },
+      errors: [`${kind.toUpperCase()}_NOT_FOUND`, 'IDENTITY_NOT_ACTIVE', 'REQUEST_INVALID'],
+    });
+    api.post(`/${kind}s/:id/clients`, async (c) => {
+      const body = await readBody(c, clientCreateSchema);
+      c.header('Cache-Control', 'no-store');
+      return c.json(await oauth.clients.create(kind, c.req.param('id'), body, c.get('actor')), 201);
+    });
+    docs.add({ method: 'get', path: `/api/v1/${kind}s/{id}/clients`, tag: 'oauth', summary: `List a ${kind}'s OAuth clients`, success: { status: 200, description: '{items}' } });
+    api.get(`/${kind}s/:id/clients`, async (c) => {
+      await services.identity.getIdentity(c.req.param('id'), kind);
+      return c.json({ items: await oauth.clients.list(c.req.param('id')) });
+    });
+  }
+  docs.add({ method: 'delete', path: '/api/v1/oauth/clients/{id}', tag: 'oauth', summary: 'Disable an OAuth client (no new tokens)', success: { status: 204, description: 'Disabled' }, errors: ['CLIENT_NOT_FOUND'] });
+  api.delete('/oauth/clients/:id', async (c) => {
+    await oauth.clients.disable(c.req.param('id'), c.get('actor'));
+    return c.body(null, 204);
+  });
+  docs.add({ method: 'post', path: '/api/v1/oauth/keys/rotate', tag: 'oauth', summary: 'Rotate the token signing key (the old one stays published until its tokens expire)', success: { status: 200, description: '{kid}' } });
+  api.post('/oauth/keys/rotate', async (c) => {
+    const kid = await oauth.keys.rotate();
+    await services.audit.append({ actor: c.get('actor'), action: 'oauth.keys.rotate', target: kid, outcome: 'success' });
+    return c.json({ kid });
+  });
+
+  // ---- human credentials (the login the consent flow needs) and delegations ------------------------
+  const credentials = new CredentialService(services.store, services.audit, { masterKey: services.config.masterKey });
+  registerInteractionRoutes(app, services, credentials);
+  registerMtlsRoutes(app, api, docs, services);
+
+  const passwordBody = z.object({ password: z.string().min(1).max(1024) }).strict();
+  docs.add({ method: 'post', path: '/api/v1/humans/{id}/password', tag: 'authn', summary: 'Set a human\'s sign-in password (argon2id)', body: passwordBody, success: { status: 204, description: 'Set' }, errors: ['PASSWORD_WEAK', 'HUMAN_NOT_FOUND'] });
+  api.post('/humans/:id/password', async (c) => {
+    const body = await readBody(c, passwordBody);
+    await credentials.setPassword(c.req.param('id'), body.password, c.get('actor'));
+    return c.body(null, 204);
+  });
+  docs.add({ method: 'post', path: '/api/v1/humans/{id}/totp', tag: 'authn', summary: 'Start TOTP enrolment: returns the secret and otpauth URI once', success: { status: 201, description: '{secret, otpauthUri}' } });
+  api.post('/humans/:id/totp', async (c) => {
+    c.header('Cache-Control', 'no-store');
+    return c.json(await credentials.enrollTotp(c.req.param('id'), c.get('actor')), 201);
+  });
+  const totpBody = z.object({ code: z.string().regex(/^\d{6}$/) }).strict();
+  docs.add({ method: 'post', path: '/api/v1/humans/{id}/totp/confirm', tag: 'authn', summary: 'Confirm TOTP enrolment with a current code', body: totpBody, success: { status: 204, description: 'Enrolled' }, errors: ['TOTP_INVALID'] });
+  api.post('/humans/:id/totp/confirm', async (c) => {
+    const body = await readBody(c, totpBody);
+    await credentials.confirmTotp(c.req.param('id'), body.code, c.get('actor'));
+    return c.body(null, 204);
+  });
+
+  const delegationBody = z
+    .object({ identityId: z.string().min(1).max(64), scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/)).min(1).max(100), days: z.number().int().min(1).max(365).optional() })
+    .strict();
+  docs.add({ method: 'post', path: '/api/v1/humans/{id}/delegations', tag: 'oauth', summary: 'Record a delegation from a human to an agent (admin; users consent through the authorization code flow)', body: delegationBody, success: { status: 201, description: 'The delegation' }, errors: ['HUMAN_NOT_ACTIVE', 'IDENTITY_NOT_ACTIVE'] });
+  api.post('/humans/:id/delegations', async (c) => {
+    const body = await readBody(c, delegationBody);
+    return c.json(await oauth.delegations.grant({ humanId: c.req.param('id'), identityId: body.identityId, scopes: body.scopes, ...(body.days !== undefined && { days: body.days }) }, c.get('actor')), 201);
+  });
+  docs.add({ method: 'get', path: '/api/v1/humans/{id}/delegations', tag: 'oauth', summary: 'A human\'s live delegations', success: { status: 200, description: '{items}' } });
+  api.get('/humans/:id/delegations', async (c) => c.json({ items: await oauth.delegations.list(c.req.param('id')) }));
+  docs.add({ method: 'delete', path: '/api/v1/delegations/{id}', tag: 'oauth', summary: 'Revoke a delegation', success: { status: 200, description: 'The revoked delegation' }, errors: ['DELEGATION_NOT_FOUND'] });
+  api.delete('/delegations/:id', async (c) => c.json(await oauth.delegations.revoke(c.req.param('id'), c.get('actor'))));
+
+  // Self-service for the human, with their own access token (audience: the issuer).
+  const asHuman = async (c: Context): Promise<string> => {
+    try {
+      const token = await oauth.verifyAccessToken(
+        { authorization: c.req.header('authorization'), dpop: c.req.header('dpop'), method: c.req.method, url: `${oauth.issuer}${c.req.path}` },
+        { audience: oauth.issuer },
+      );
+      if (!token.userId || token.actChain.length > 0) throw new MandateError('AUTH_FORBIDDEN', 'only the human themself may manage their delegations', 403);
+      return token.userId;
+    } catch (error) {
+      if (isTokenError(error)) {
+        c.header('WWW-Authenticate', wwwAuthenticate(error, { resourceMetadataUrl: protectedResourceMetadataUrl(oauth.issuer) }));
+      }
+      throw error;
+    }
+  };
+  // A Mandate resource server that describes the presented token: lets agents check their setup
+  // (DPoP, mTLS, delegation chain) and exercises the very checks the gateway runs.
+  app.get('/oauth/token-info', async (c) => {
+    try {
+      const { incoming } = nodeOf(c);
+      const socket = incoming.socket as { getPeerX509Certificate?: () => unknown };
+      const cert = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
+      const token = await oauth.verifyAccessToken(
+        { authorization: c.req.header('authorization'), dpop: c.req.header('dpop'), method: c.req.method, url: `${externalOrigin(c)}${c.req.path}`, clientCertificate: cert as never },
+        { audience: [oauth.issuer, `${oauth.issuer}/oauth/token-info`] },
+      );
+      const { claims: _claims, ...view } = token;
+      return c.json(view);
+    } catch (error) {
+      if (isTokenError(error)) {
+        c.header('WWW-Authenticate', wwwAuthenticate(error, { scheme: c.req.header('authorization')?.startsWith('DPoP') ? 'DPoP' : 'Bearer', resourceMetadataUrl: protectedResourceMetadataUrl(oauth.issuer) }));
+        if (error.dpopNonce) c.header('DPoP-Nonce', error.dpopNonce);
+      }
+      throw error;
+    }
+  });
+  const externalOrigin = (c: Context) => {
+    // The URL the client used: the mTLS listener has its own origin; otherwise the issuer's.
+    const url = new URL(c.req.url);
+    return url.protocol === 'https:' && oauth.settings.mtlsPort !== undefined && url.port === String(oauth.settings.mtlsPort) ? url.origin : new URL(oauth.issuer).origin;
+  };
+
+  app.get('/oauth/delegations', async (c) => c.json({ items: await oauth.delegations.list(await asHuman(c)) }));
+  app.delete('/oauth/delegations/:id', async (c) => {
+    const humanId = await asHuman(c);
+    return c.json(await oauth.delegations.revoke(c.req.param('id'), `human:${humanId}`, humanId));
+  });
+}

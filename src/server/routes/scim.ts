@@ -1,0 +1,163 @@
+import { Hono, type Context } from 'hono';
+import { constantTimeEqual } from '../../core/crypto.ts';
+import type { MandateError } from '../../core/errors.ts';
+import { ERROR_SCHEMA, LIST_RESPONSE_SCHEMA, resourceTypeDocuments, SCIM_CONTENT_TYPE, schemaDocuments, scimError, ScimService, serviceProviderConfig } from '../../identity/scim/index.ts';
+import type { AppEnv } from '../app-env.ts';
+import type { OpenApiRegistry } from '../openapi.ts';
+import { toMandateError } from '../problem.ts';
+import type { Services } from '../services.ts';
+
+/** Where SCIM lives: outside /api/v1, with its own token (IdPs are configured with a base URL and a bearer token). */
+export const SCIM_BASE_PATH = '/scim/v2';
+
+/** Deepest JSON nesting a SCIM body may have; SCIM resources nest three levels at most. */
+const MAX_JSON_DEPTH = 32;
+
+export function isScimPath(path: string): boolean {
+  return path === SCIM_BASE_PATH || path.startsWith(`${SCIM_BASE_PATH}/`);
+}
+
+/** RFC 7644 §3.12: the SCIM error body, `status` as a string, with the RFC's `scimType` where one applies. */
+export function scimErrorResponse(c: Context, error: MandateError): Response {
+  // 422 is not a SCIM status: an unprocessable value is 400 invalidValue (RFC 7644 §3.12, Table 9).
+  const status = error.status === 422 ? 400 : error.status;
+  const given = typeof error.details?.scimType === 'string' ? error.details.scimType : undefined;
+  const scimType = given ?? (status === 409 ? 'uniqueness' : status === 400 ? 'invalidValue' : undefined);
+  const body = { schemas: [ERROR_SCHEMA], status: String(status), ...(scimType && { scimType }), detail: error.message, code: error.code };
+  return c.body(JSON.stringify(body), status as 400, { 'content-type': SCIM_CONTENT_TYPE });
+}
+
+function send(c: Context, body: Record<string, unknown>, status: 200 | 201 = 200): Response {
+  const version = (body.meta as { version?: unknown } | undefined)?.version;
+  const headers: Record<string, string> = { 'content-type': SCIM_CONTENT_TYPE };
+  if (typeof version === 'string') headers.etag = version;
+  if (status === 201) headers.location = String((body.meta as { location: string }).location);
+  return c.body(JSON.stringify(body), status, headers);
+}
+
+function depthExceeds(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/** RFC 7644 §3.1/§8.1: bodies are application/scim+json; application/json is accepted too. */
+async function readJson(c: Context): Promise<unknown> {
+  const type = c.req.header('content-type') ?? '';
+  if (!/^application\/(scim\+)?json\s*(;|$)/i.test(type)) throw scimError(null, 'send the body as application/scim+json (or application/json)', 415);
+  let body: unknown;
+  try {
+    body = JSON.parse(await c.req.text());
+  } catch {
+    throw scimError('invalidSyntax', 'the body is not valid JSON');
+  }
+  if (depthExceeds(body, MAX_JSON_DEPTH)) throw scimError('invalidSyntax', `the body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  return body;
+}
+
+function listOf(resources: Record<string, unknown>[]): Record<string, unknown> {
+  return { schemas: [LIST_RESPONSE_SCHEMA], totalResults: resources.length, startIndex: 1, itemsPerPage: resources.length, Resources: resources };
+}
+
+/**
+ * SCIM 2.0 (RFC 7643, RFC 7644) for identity providers: Okta and Entra ID provision people and groups
+ * here and so drive joiner, mover and leaver. Authenticated by its own bearer token
+ * (`MANDATE_SCIM_TOKEN`); without one configured, SCIM is off and every request is refused (fail closed).
+ */
+export function registerScimRoutes(app: Hono<AppEnv>, docs: OpenApiRegistry, services: Services): void {
+  const scim = new Hono<AppEnv>();
+  const baseUrl = `${services.config.publicUrl}${SCIM_BASE_PATH}`;
+  const service = new ScimService({ store: services.store, identity: services.identity, baseUrl });
+
+  scim.onError((error, c) => {
+    const coded = toMandateError(error);
+    if (coded.status >= 500) services.logger.error({ err: error, path: c.req.path }, 'SCIM request failed');
+    return scimErrorResponse(c, coded);
+  });
+
+  scim.use('*', async (c, next) => {
+    const expected = services.config.scimToken;
+    const refuse = (detail: string) => {
+      c.header('WWW-Authenticate', 'Bearer realm="mandate-scim"');
+      return scimError(null, detail, 401);
+    };
+    if (!expected) throw refuse('SCIM provisioning is disabled: set MANDATE_SCIM_TOKEN');
+    const match = /^Bearer ([\x21-\x7e]{1,4096})$/i.exec(c.req.header('authorization') ?? '');
+    if (!match || !constantTimeEqual(match[1]!, expected)) {
+      // Never the presented token: only that one was refused, and where.
+      services.logger.warn({ path: c.req.path, method: c.req.method, presented: match ? 'bearer' : 'none' }, 'SCIM authentication failed');
+      throw refuse('a valid SCIM bearer token is required');
+    }
+    c.set('actor', 'scim');
+    await next();
+  });
+
+  const doc = (method: 'get' | 'post' | 'put' | 'patch' | 'delete', path: string, summary: string, status = 200) =>
+    docs.add({ method, path: `${SCIM_BASE_PATH}${path}`, tag: 'scim', summary: `${summary} (SCIM token; errors are SCIM error JSON, RFC 7644 §3.12)`, success: { status, description: 'application/scim+json' } });
+
+  // ---- discovery (RFC 7644 §4) --------------------------------------------------------------------
+  doc('get', '/ServiceProviderConfig', 'SCIM service provider configuration');
+  scim.get('/ServiceProviderConfig', (c) => send(c, serviceProviderConfig(baseUrl)));
+
+  doc('get', '/ResourceTypes', 'SCIM resource types');
+  scim.get('/ResourceTypes', (c) => send(c, listOf(resourceTypeDocuments(baseUrl))));
+  doc('get', '/ResourceTypes/{id}', 'A SCIM resource type');
+  scim.get('/ResourceTypes/:id', (c) => {
+    const found = resourceTypeDocuments(baseUrl).find((r) => r.id === c.req.param('id'));
+    if (!found) throw scimError(null, `resource type ${c.req.param('id')} not found`, 404);
+    return send(c, found);
+  });
+
+  doc('get', '/Schemas', 'SCIM schemas');
+  scim.get('/Schemas', (c) => send(c, listOf(schemaDocuments(baseUrl))));
+  doc('get', '/Schemas/{id}', 'A SCIM schema');
+  scim.get('/Schemas/:id', (c) => {
+    const found = schemaDocuments(baseUrl).find((s) => s.id === c.req.param('id'));
+    if (!found) throw scimError(null, `schema ${c.req.param('id')} not found`, 404);
+    return send(c, found);
+  });
+
+  // ---- resources (RFC 7644 §3) ----------------------------------------------------------------------
+  const resources = [
+    { path: '/Users', kind: 'User', create: service.createUser, get: service.getUser, list: service.listUsers, replace: service.replaceUser, patch: service.patchUser, remove: service.deleteUser },
+    { path: '/Groups', kind: 'Group', create: service.createGroup, get: service.getGroup, list: service.listGroups, replace: service.replaceGroup, patch: service.patchGroup, remove: service.deleteGroup },
+  ] as const;
+  for (const r of resources) {
+    const projection = (c: Context) => ({ attributes: c.req.query('attributes'), excludedAttributes: c.req.query('excludedAttributes') });
+    const ifMatch = (c: Context) => c.req.header('if-match');
+
+    doc('post', r.path, `Create a ${r.kind}`, 201);
+    scim.post(r.path, async (c) => send(c, await r.create.call(service, await readJson(c), c.get('actor')), 201));
+
+    doc('get', r.path, `List ${r.kind}s (filter, startIndex, count, attributes, excludedAttributes)`);
+    scim.get(r.path, async (c) =>
+      send(c, await r.list.call(service, { filter: c.req.query('filter'), startIndex: c.req.query('startIndex'), count: c.req.query('count'), ...projection(c) })),
+    );
+
+    doc('get', `${r.path}/{id}`, `Get a ${r.kind}`);
+    scim.get(`${r.path}/:id`, async (c) => send(c, await r.get.call(service, c.req.param('id'), projection(c))));
+
+    doc('put', `${r.path}/{id}`, `Replace a ${r.kind}`);
+    scim.put(`${r.path}/:id`, async (c) => send(c, await r.replace.call(service, c.req.param('id'), await readJson(c), c.get('actor'), ifMatch(c))));
+
+    doc('patch', `${r.path}/{id}`, `Patch a ${r.kind} (PatchOp)`);
+    scim.patch(`${r.path}/:id`, async (c) => send(c, await r.patch.call(service, c.req.param('id'), await readJson(c), c.get('actor'), ifMatch(c))));
+
+    doc('delete', `${r.path}/{id}`, `Delete a ${r.kind}${r.kind === 'User' ? ' (leaver)' : ''}`, 204);
+    scim.delete(`${r.path}/:id`, async (c) => {
+      await r.remove.call(service, c.req.param('id'), c.get('actor'), ifMatch(c));
+      return c.body(null, 204);
+    });
+  }
+
+  scim.all('*', (c) => {
+    throw scimError(null, `no SCIM endpoint for ${c.req.method} ${c.req.path}`, 404);
+  });
+
+  app.route(SCIM_BASE_PATH, scim);
+}

@@ -1,0 +1,50 @@
+import { serve, type ServerType } from '@hono/node-server';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../core/config.ts';
+import { createApp, type MandateApp } from './app.ts';
+import { createServices, type Services } from './services.ts';
+
+export interface RunningServer {
+  url: string;
+  services: Services;
+  mandate: MandateApp;
+  close(): Promise<void>;
+}
+
+/** Builds the services, mounts every route and listens. `port: 0` picks a free port (tests). */
+export async function startServer(config: Config, services?: Services): Promise<RunningServer> {
+  // Listen first so that a server on port 0 knows its URL (the OAuth issuer) before routes are built.
+  // `env` carries the raw Node request/response ({incoming, outgoing}): oidc-provider is mounted on them.
+  const routing: { handler?: (request: Request, env: unknown) => Response | Promise<Response> } = {};
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: (request: Request, env: unknown) => (routing.handler ? routing.handler(request, env) : new Response('starting', { status: 503 })), port: config.port, hostname: config.host }, () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+  if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
+  let ready: Services;
+  let mandate: MandateApp;
+  try {
+    ready = services ?? (await createServices(config));
+    mandate = createApp(ready);
+    await ready.start();
+  } catch (error) {
+    server.close();
+    throw error;
+  }
+  routing.handler = (request, env) => mandate.app.fetch(request, env);
+  return {
+    url,
+    services: ready,
+    mandate,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive connections would hold close() open.
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      });
+      await ready.close();
+    },
+  };
+}

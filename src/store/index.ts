@@ -1,0 +1,13 @@
+export { tryLease, releaseLease } from './leases.ts';
+export { Store, LOCK_AUDIT_CHAIN, type Dialect, type StoreOptions, type Tx } from './store.ts';
+export { ChangeEvents, type ChangeEvent, type ChangeHandler } from './events.ts';
+export type {
+  Database,
+  HumanTable,
+  GroupTable,
+  IdentityTable,
+  FindingTable,
+  AuditEventTable,
+  AuditCheckpointTable,
+  KeyTable,
+} from './schema.ts';

@@ -1,0 +1,170 @@
+import { Worker } from 'node:worker_threads';
+import {
+  CompiledQuery,
+  SqliteAdapter,
+  SqliteIntrospector,
+  SqliteQueryCompiler,
+  type DatabaseConnection,
+  type DatabaseIntrospector,
+  type Dialect,
+  type DialectAdapter,
+  type Driver,
+  type Kysely,
+  type QueryCompiler,
+  type QueryResult,
+} from 'kysely';
+
+/**
+ * Kysely dialect for the embedded store: Node's built-in `node:sqlite`, run on a worker thread
+ * (sqlite-worker.ts). Built into Node 24, it needs no native add-on compiled for the exact Node ABI; on
+ * its own thread, a durable commit's fsync does not stall the event loop, so while one batch is being
+ * made durable the next one keeps filling (group commit) and reads from memory keep being served.
+ */
+export class WorkerSqliteDialect implements Dialect {
+  readonly #path: string;
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  createAdapter(): DialectAdapter {
+    return new SqliteAdapter();
+  }
+
+  createDriver(): Driver {
+    return new WorkerSqliteDriver(this.#path);
+  }
+
+  createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
+    return new SqliteIntrospector(db);
+  }
+
+  createQueryCompiler(): QueryCompiler {
+    return new SqliteQueryCompiler();
+  }
+}
+
+type SqliteValue = null | number | bigint | string | Uint8Array;
+
+function toSqliteValue(value: unknown): SqliteValue {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'string') return value;
+  if (value instanceof Uint8Array) return value;
+  return JSON.stringify(value);
+}
+
+interface Reply {
+  id: number;
+  rows: Record<string, unknown>[];
+  changes?: number | bigint;
+  lastInsertRowid?: number | bigint;
+  error?: { message: string; code?: string };
+}
+
+class WorkerSqliteDriver implements Driver {
+  readonly #path: string;
+  #worker: Worker | undefined;
+  #nextId = 1;
+  readonly #pending = new Map<number, { resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
+  #connection: DatabaseConnection | undefined;
+  #failure: Error | undefined;
+  // SQLite has one connection: callers take turns (as Kysely's own SQLite driver does).
+  #locked = false;
+  readonly #waiters: (() => void)[] = [];
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  async init(): Promise<void> {
+    const worker = new Worker(new URL('./sqlite-worker.ts', import.meta.url), { workerData: { path: this.#path } });
+    this.#worker = worker;
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (message: { ready?: boolean }) => {
+        if (message.ready) {
+          worker.off('error', reject);
+          resolve();
+        }
+      };
+      worker.once('message', onMessage);
+      worker.once('error', reject);
+    });
+    worker.on('message', (reply: Reply) => {
+      const pending = this.#pending.get(reply.id);
+      if (!pending) return;
+      this.#pending.delete(reply.id);
+      // An idle database thread must not keep the process alive; a waiting query must.
+      if (this.#pending.size === 0) worker.unref();
+      pending.resolve(reply);
+    });
+    // Fail closed: if the database thread dies, every waiting and later query fails.
+    const fail = (error: Error) => {
+      this.#failure = error;
+      for (const pending of this.#pending.values()) pending.reject(error);
+      this.#pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the database thread exited (${code})`)));
+    worker.unref();
+    this.#connection = { executeQuery: (query) => this.#execute(query), streamQuery: () => this.#noStreaming() };
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    while (this.#locked) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    this.#locked = true;
+    return this.#connection!;
+  }
+
+  async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin'));
+  }
+
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('commit'));
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('rollback'));
+  }
+
+  async releaseConnection(): Promise<void> {
+    this.#locked = false;
+    this.#waiters.shift()?.();
+  }
+
+  async destroy(): Promise<void> {
+    const worker = this.#worker;
+    if (!worker || this.#failure) return;
+    this.#failure = new Error('the store is closed');
+    worker.ref();
+    await new Promise<void>((resolve) => {
+      worker.once('exit', () => resolve());
+      worker.postMessage({ close: true });
+      worker.once('message', () => void worker.terminate());
+    });
+  }
+
+  async #execute<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.#failure) throw this.#failure;
+    const id = this.#nextId++;
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker!.ref();
+      this.#worker!.postMessage({ id, sql: query.sql, params: query.parameters.map(toSqliteValue) });
+    });
+    if (reply.error) {
+      const error = new Error(reply.error.message) as Error & { code?: string };
+      if (reply.error.code) error.code = reply.error.code;
+      throw error;
+    }
+    if (reply.changes === undefined) return { rows: reply.rows as R[] };
+    return { rows: [], numAffectedRows: BigInt(reply.changes), insertId: BigInt(reply.lastInsertRowid ?? 0) };
+  }
+
+  // eslint-disable-next-line require-yield
+  async *#noStreaming(): AsyncIterableIterator<never> {
+    throw new Error('streaming queries are not supported by the embedded store');
+  }
+}

@@ -1,0 +1,165 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Kysely, Migrator, PostgresDialect, sql, type Transaction } from 'kysely';
+import pg from 'pg';
+import { MandateError } from '../core/errors.ts';
+import { ChangeEvents, type ChangeEvent } from './events.ts';
+import { migrations } from './migrations/index.ts';
+import type { Database } from './schema.ts';
+import { WorkerSqliteDialect } from './sqlite-driver.ts';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface StoreOptions {
+  /** PostgreSQL connection string; when absent the embedded SQLite store in `dataDir` is used. */
+  databaseUrl?: string | undefined;
+  dataDir: string;
+  /** Listen for other replicas' change events (PostgreSQL only). Off for one-shot CLI commands. */
+  listen?: boolean;
+  /** PostgreSQL schema to use (search_path); lets tests and tenants share one database. */
+  schema?: string | undefined;
+}
+
+export interface Tx {
+  db: Transaction<Database>;
+  /** Announces a change to every replica once (and only if) the transaction commits. */
+  publish(topic: string, data: Record<string, unknown>): void;
+}
+
+// Arbitrary constants naming Mandate's advisory locks (pg_advisory_*).
+export const LOCK_MIGRATIONS = 7_261_001;
+export const LOCK_AUDIT_CHAIN = 7_261_002;
+
+// PostgreSQL returns int8 as a string to avoid precision loss; our bigints (audit sequence numbers)
+// stay far below 2^53.
+pg.types.setTypeParser(20, (value: string) => Number(value));
+
+export class Store {
+  readonly db: Kysely<Database>;
+  readonly dialect: Dialect;
+  readonly events = new ChangeEvents();
+  /** Distinguishes this process's notifications from other replicas'. */
+  readonly origin = randomUUID();
+  #listener: pg.Client | undefined;
+  #databaseUrl: string | undefined;
+  #schema: string | undefined;
+  /** NOTIFY channels are database-wide: one per schema keeps two Mandates on one database apart. */
+  readonly #channel: string;
+  #closed = false;
+
+  private constructor(db: Kysely<Database>, dialect: Dialect, databaseUrl?: string, schema?: string) {
+    this.db = db;
+    this.dialect = dialect;
+    this.#databaseUrl = databaseUrl;
+    this.#schema = schema;
+    this.#channel = schema ? `mandate_events_${schema}` : 'mandate_events';
+  }
+
+  static async open(options: StoreOptions): Promise<Store> {
+    let store: Store;
+    if (options.databaseUrl) {
+      if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,40}$/.test(options.schema)) {
+        throw new MandateError('CONFIG_INVALID', `invalid PostgreSQL schema name: ${options.schema}`);
+      }
+      const pool = new pg.Pool({ ...pgConfig(options.databaseUrl, options.schema), max: 10 });
+      // An idle client's error (server restart) must not crash the process; the next query reconnects.
+      pool.on('error', () => undefined);
+      store = new Store(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', options.databaseUrl, options.schema);
+    } else {
+      mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+      store = new Store(new Kysely<Database>({ dialect: new WorkerSqliteDialect(join(options.dataDir, 'mandate.db')) }), 'sqlite');
+    }
+    try {
+      await sql`select 1`.execute(store.db);
+    } catch (error) {
+      await store.close();
+      throw new MandateError('STORE_UNAVAILABLE', `cannot reach the database: ${(error as Error).message}`, 503);
+    }
+    if (options.listen && store.dialect === 'postgres') await store.#listen();
+    return store;
+  }
+
+  /** Applies pending migrations. Safe when several replicas start at once: one migrates, the others wait. */
+  async migrate(): Promise<string[]> {
+    return this.db.connection().execute(async (connection) => {
+      if (this.dialect === 'postgres') await sql`select pg_advisory_lock(${LOCK_MIGRATIONS})`.execute(connection);
+      try {
+        // Domains land their migrations independently, so a lower number may arrive after a higher one ran.
+        // Kysely looks for its bookkeeping tables in every schema unless told which one: another
+        // Mandate (or test) schema in the same database would make it skip creating ours.
+        const migrationTableSchema = this.dialect === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(connection)).rows[0]?.schema : undefined;
+        const migrator = new Migrator({ db: connection, provider: { getMigrations: async () => migrations }, allowUnorderedMigrations: true, ...(migrationTableSchema && { migrationTableSchema }) });
+        const { error, results } = await migrator.migrateToLatest();
+        if (error) throw new MandateError('STORE_MIGRATION_FAILED', `migration failed: ${(error as Error).message}`, 500);
+        return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+      } finally {
+        if (this.dialect === 'postgres') await sql`select pg_advisory_unlock(${LOCK_MIGRATIONS})`.execute(connection);
+      }
+    });
+  }
+
+  /**
+   * Runs `work` in one transaction. Events it publishes reach this process right after the commit and
+   * other replicas through NOTIFY, which PostgreSQL delivers only if the transaction commits.
+   */
+  async transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    const pending: ChangeEvent[] = [];
+    const result = await this.db.transaction().execute(async (trx) => {
+      const value = await work({ db: trx, publish: (topic, data) => pending.push({ topic, data }) });
+      if (this.dialect === 'postgres') {
+        for (const event of pending) {
+          const payload = JSON.stringify({ ...event, origin: this.origin });
+          await sql`select pg_notify(${this.#channel}, ${payload})`.execute(trx);
+        }
+      }
+      return value;
+    });
+    for (const event of pending) await this.events.deliverAndWait(event);
+    return result;
+  }
+
+  async #listen(): Promise<void> {
+    const client = new pg.Client(pgConfig(this.#databaseUrl!, this.#schema));
+    client.on('notification', (message) => {
+      if (!message.payload) return;
+      try {
+        const { origin, topic, data } = JSON.parse(message.payload) as ChangeEvent & { origin: string };
+        if (origin !== this.origin) this.events.deliver({ topic, data });
+      } catch {
+        // A malformed payload cannot have come from a Mandate replica; ignore it.
+      }
+    });
+    client.on('error', () => {
+      // The connection broke: notifications may have been missed. Tell subscribers to drop caches,
+      // then reconnect.
+      this.#listener = undefined;
+      client.end().catch(() => undefined);
+      this.events.deliver({ topic: 'resync', data: {} });
+      this.#reconnectSoon();
+    });
+    await client.connect();
+    await client.query(`LISTEN ${this.#channel}`);
+    this.#listener = client;
+  }
+
+  #reconnectSoon(): void {
+    if (this.#closed) return;
+    setTimeout(() => {
+      this.#listen().then(
+        () => this.events.deliver({ topic: 'resync', data: {} }),
+        () => this.#reconnectSoon(),
+      );
+    }, 500).unref();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#listener?.end().catch(() => undefined);
+    await this.db.destroy();
+  }
+}
+
+function pgConfig(connectionString: string, schema: string | undefined): pg.ClientConfig {
+  return schema ? { connectionString, options: `-c search_path=${schema}` } : { connectionString };
+}
