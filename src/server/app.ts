@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { sql } from 'kysely';
@@ -41,17 +42,32 @@ export function createApp(services: Services): MandateApp {
     return problem(c, coded);
   });
   app.notFound((c) => problem(c, new MandateError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 404)));
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: services.config.maxBodyBytes,
-      onError: (c) => {
-        const error = new MandateError('REQUEST_TOO_LARGE', `request body exceeds ${services.config.maxBodyBytes} bytes`, 413);
-        // SCIM clients expect SCIM error JSON (RFC 7644 §3.12), not problem+json.
-        return isScimPath(c.req.path) ? scimErrorResponse(c, error) : problem(c, error);
-      },
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: services.config.maxBodyBytes,
+    onError: (c) => {
+      const error = new MandateError('REQUEST_TOO_LARGE', `request body exceeds ${services.config.maxBodyBytes} bytes`, 413);
+      // The rest of the body is never read: close the connection (RFC 9110 §15.5.14), or a keep-alive
+      // client's next request on it would wait behind the unread bytes.
+      c.header('connection', 'close');
+      // SCIM clients expect SCIM error JSON (RFC 7644 §3.12), not problem+json.
+      return isScimPath(c.req.path) ? scimErrorResponse(c, error) : problem(c, error);
+    },
+  });
+  app.use('*', async (c, next) => {
+    // The usual case is decided from the Node request's own headers. hono's bodyLimit looks at
+    // `request.body`, which turns @hono/node-server's lightweight request into a full WHATWG Request
+    // (headers copied, body re-wrapped as a web stream, a finalizer registered) on every request: the
+    // largest avoidable cost on the gateway's hot path. Without Transfer-Encoding, a request body is
+    // exactly Content-Length bytes, or none (RFC 9112 §6.3), and Node's parser holds the client to it.
+    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    if (incoming !== undefined && incoming.headers['transfer-encoding'] === undefined) {
+      const length = Number(incoming.headers['content-length'] ?? 0);
+      if (length > services.config.maxBodyBytes) return limitBody(c, next);
+      return next();
+    }
+    // Chunked bodies (and requests that do not come from a Node server) are counted as they are read.
+    return limitBody(c, next);
+  });
 
   // Path parameters reach database queries: a NUL (which PostgreSQL text cannot hold) or a malformed
   // escape is a client error on every route.
