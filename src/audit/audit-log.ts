@@ -7,7 +7,7 @@ import { signEd25519, type KeyRing, type SigningKey } from '../keys/index.ts';
 import { LOCK_AUDIT_CHAIN, type Store, type Tx } from '../store/index.ts';
 import type { Database } from '../store/index.ts';
 import type { Transaction } from 'kysely';
-import { checkpointMessage, GENESIS_HASH, hashRecord, type AuditInput, type AuditRecord } from './record.ts';
+import { checkpointMessage, GENESIS_HASH, hashRecordWithDetails, type AuditInput, type AuditRecord } from './record.ts';
 
 export const CHECKPOINT_KEY_PURPOSE = 'audit-checkpoint';
 
@@ -121,7 +121,7 @@ export class AuditLog {
       const detailText = canonicalJson(input.details ?? {});
       const details = JSON.parse(detailText) as Record<string, unknown>;
       const body = { seq, ts, actor: input.actor, action: input.action, target: input.target ?? null, outcome: input.outcome, details, prevHash };
-      const record: AuditRecord = { ...body, hash: hashRecord(body) };
+      const record: AuditRecord = { ...body, hash: hashRecordWithDetails(body, detailText) };
       records.push(record);
       detailTexts.push(detailText);
       prevHash = record.hash;

@@ -30,17 +30,18 @@ export interface AuditRecord {
  * encoding, so changing, inserting, removing or reordering any event breaks every later link.
  */
 export function hashRecord(record: Omit<AuditRecord, 'hash'>): string {
+  return hashRecordWithDetails(record, canonicalJson(record.details));
+}
+
+/**
+ * `hashRecord` when the canonical JSON of `details` is already at hand (the writer computes it once for
+ * the stored row). The text is the RFC 8785 form of the whole record: members in code-unit order
+ * (action, actor, details, outcome, prevHash, seq, target, ts).
+ */
+export function hashRecordWithDetails(record: Omit<AuditRecord, 'hash' | 'details'>, detailsJson: string): string {
+  const s = JSON.stringify;
   return sha256Hex(
-    canonicalJson({
-      seq: record.seq,
-      ts: record.ts,
-      actor: record.actor,
-      action: record.action,
-      target: record.target,
-      outcome: record.outcome,
-      details: record.details,
-      prevHash: record.prevHash,
-    }),
+    `{"action":${s(record.action)},"actor":${s(record.actor)},"details":${detailsJson},"outcome":${s(record.outcome)},"prevHash":${s(record.prevHash)},"seq":${canonicalJson(record.seq)},"target":${record.target === null ? 'null' : s(record.target)},"ts":${s(record.ts)}}`,
   );
 }
 

@@ -20,6 +20,22 @@ describe('canonical JSON (RFC 8785)', () => {
     );
   });
 
+  it('matches a plain reference encoding (sorted entries, JSON.stringify for primitives) on any JSON value', () => {
+    const reference = (v: unknown): string => {
+      if (v === null || typeof v !== 'object') return JSON.stringify(v);
+      if (Array.isArray(v)) return `[${v.map((x) => reference(x ?? null)).join(',')}]`;
+      const entries = Object.entries(v).filter(([, x]) => x !== undefined);
+      entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${reference(x)}`).join(',')}}`;
+    };
+    expect(canonicalJson({ '\uffff': 1, '😀': 2, a: undefined, b: [undefined, -0] })).toBe('{"b":[null,0],"😀":2,"\uffff":1}');
+    fc.assert(
+      fc.property(fc.jsonValue({ stringUnit: 'binary' }), (value) => {
+        expect(canonicalJson(value)).toBe(reference(value));
+      }),
+    );
+  });
+
   it('RFC8785-3.2.2 round-trips: parsing the canonical form gives back the same value', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (value) => {
