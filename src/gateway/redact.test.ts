@@ -21,4 +21,14 @@ describe('redaction of tool arguments', () => {
     expect(redact({ a: { b: 1, c: 2 }, b: 3 }, ['a.b'])).toEqual({ a: { b: REDACTED, c: 2 }, b: 3 });
     expect(redact({ list: [{ SSN: '1' }, { ssn: '2' }] }, ['list.*.ssn'])).toEqual({ list: [{ SSN: REDACTED }, { ssn: REDACTED }] });
   });
+
+  it('keeps a `__proto__` member (from JSON) as a member, redacted inside like any other', () => {
+    const args = JSON.parse('{"__proto__": {"password": "p", "q": 1}}') as unknown;
+    expect(JSON.stringify(redact(args, defaults))).toBe('{"__proto__":{"password":"[redacted]","q":1}}');
+  });
+
+  it('returns the arguments untouched when no path is configured', () => {
+    const args = { password: 'p' };
+    expect(redact(args, [])).toBe(args);
+  });
 });
