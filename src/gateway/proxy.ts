@@ -17,6 +17,7 @@ import type { SettingsStore } from './settings.ts';
 import { SseRewriter } from './sse.ts';
 import type { GatewayCaller, McpAction, UpstreamServer } from './types.ts';
 import { httpEndpoint, StdioBridge, type UpstreamEndpoint } from './upstream.ts';
+import { linkedSignal } from './linked-signal.ts';
 
 /** Verifies the agent's access token for one gateway resource; throws a TokenError (401/403) when it cannot. */
 export type AgentAuthenticator = (
@@ -402,11 +403,13 @@ export class GatewayProxy {
     } catch (error) {
       return this.#upstreamFailure(pending, session, 502, (error as Error).message, started);
     }
-    const signal = AbortSignal.any([session.signal, request.signal]);
+    // Closing the session (kill switch) or the agent hanging up cancels the upstream call, until it is over.
+    const link = linkedSignal([session.signal, request.signal]);
     let upstream: Response;
     try {
-      upstream = await session.endpoint.fetch({ method: request.method as 'GET' | 'POST' | 'DELETE', headers, body, signal });
+      upstream = await session.endpoint.fetch({ method: request.method as 'GET' | 'POST' | 'DELETE', headers, body, signal: link.signal });
     } catch (error) {
+      link.dispose();
       if (session.signal.aborted) return this.#upstreamFailure(pending, session, 200, 'the session was closed (agent suspended)', started, RPC_CANCELLED);
       return this.#upstreamFailure(pending, session, 502, `upstream unreachable: ${(error as Error).message}`, started);
     }
@@ -420,12 +423,14 @@ export class GatewayProxy {
     out.set('mcp-session-id', session.id);
     if (upstream.status === 404 && session.upstreamSessionId !== undefined && request.method !== 'DELETE') {
       // The upstream forgot the session (restart, expiry): end ours too, so the agent initializes afresh.
+      link.dispose();
       await upstream.body?.cancel().catch(() => undefined);
       await d.closeSession(session, 'the upstream ended the session', false);
       return rpcResponse(404, rpcError(pending[0]?.id, -32001, 'Session not found'));
     }
     if (upstream.status === 401 || upstream.status === 403) {
       // The upstream refused *our* credential: that is a gateway configuration problem, not the agent's.
+      link.dispose();
       await upstream.body?.cancel().catch(() => undefined);
       return this.#upstreamFailure(pending, session, 502, `the upstream refused the gateway's credential (${upstream.status})`, started);
     }
@@ -452,7 +457,9 @@ export class GatewayProxy {
       finish(p, isError ? 'error' : 'ok');
       return undefined;
     };
+    /** The answer is over (relayed, read, or broken off): unanswered calls are audited as incomplete. */
     const complete = () => {
+      link.dispose();
       for (const p of [...watched.values()]) finish(p, 'incomplete');
     };
 
@@ -462,8 +469,8 @@ export class GatewayProxy {
     // JSON answers only when something in them must be seen or filtered.
     const interesting = pending.some((p) => p.record || isListMethod(p.method)) || (sse && pending.length > 0);
     if (!upstream.body || !interesting) {
-      complete();
-      return new Response(upstream.body && relay(upstream.body, undefined, undefined), { status: upstream.status, headers: out });
+      if (!upstream.body) complete();
+      return new Response(upstream.body && relay(upstream.body, undefined, complete), { status: upstream.status, headers: out });
     }
     if (sse) {
       const rewriter = new SseRewriter((data) => {
@@ -502,8 +509,7 @@ export class GatewayProxy {
       complete();
       return new Response(replacedText, { status: upstream.status, headers: out });
     }
-    complete();
-    return new Response(relay(upstream.body, undefined, undefined), { status: upstream.status, headers: out });
+    return new Response(relay(upstream.body, undefined, complete), { status: upstream.status, headers: out });
   }
 
   /**
