@@ -3,29 +3,70 @@
  * directly in the same run. The upstream is the demo MCP server (the reference SDK, Streamable HTTP,
  * SSE responses); the gateway verifies the agent's OAuth token, decides with the active Cedar policy set
  * (agent entity, tool labels, session labels), injects the upstream credential and audits every call.
+ * A bare relay (no checks at all) is measured too: the floor any second HTTP hop costs on this machine.
  *
- *   npm run bench:gateway     (MANDATE_BENCH_CALLS=2000, MANDATE_BENCH_CONCURRENCY=16 by default)
+ * The measuring client, the upstream, the bare relay and Mandate each run in their own process, as they
+ * would on their own machines: none shares an event loop or a heap (garbage collection) with another.
+ *
+ *   npm run bench:gateway
+ *     MANDATE_BENCH_CALLS=2000 MANDATE_BENCH_CONCURRENCY=16 MANDATE_BENCH_BACKEND=sqlite|postgres
+ *     MANDATE_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof"   (extra flags for Mandate's process)
  */
-import { loadConfig } from '../src/core/config.ts';
-import { spawn } from 'node:child_process';
-import { serve } from '@hono/node-server';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { serve } from '@hono/node-server';
+import { loadConfig } from '../src/core/config.ts';
+import { startDemoUpstream } from '../src/gateway/demo-upstream.ts';
 import { startServer } from '../src/server/index.ts';
 import { freshDatabase, type Backend } from '../test/support/backends.ts';
 
-async function startUpstreamProcess(token: string): Promise<{ url: string; close(): Promise<void> }> {
-  const module = fileURLToPath(new URL('../src/gateway/demo-upstream.ts', import.meta.url));
-  const code = `const { startDemoUpstream } = await import(${JSON.stringify(module)}); const u = await startDemoUpstream({ requiredToken: ${JSON.stringify(token)} }); process.stdout.write(u.url + '\\n');`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      if (text.includes('\n')) resolve(text.trim());
-    });
-    child.once('exit', (code) => reject(new Error(`upstream exited ${code}`)));
+const UPSTREAM_TOKEN = 'bench-upstream-token';
+
+/**
+ * Runs this file again as `role` in a child process and waits for the JSON line it announces itself
+ * with. The child serves until its standard input closes; before exiting it may print one more line.
+ */
+async function startRole<T>(role: string, env: Record<string, string>, flags: string[] = []): Promise<{ ready: T; stop(): Promise<string | undefined> }> {
+  const child: ChildProcess = spawn(process.execPath, [...flags, fileURLToPath(import.meta.url)], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env, MANDATE_BENCH_ROLE: role } });
+  const lines: string[] = [];
+  let buffered = '';
+  let onLine: (() => void) | undefined;
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const parts = buffered.split('\n');
+    buffered = parts.pop()!;
+    // Only our JSON lines: node flags such as --trace-gc print to standard output too.
+    lines.push(...parts.filter((l) => l.startsWith('{"bench":')));
+    onLine?.();
   });
-  return { url, close: async () => void child.kill() };
+  // 'close', not 'exit': the last line may still be in the pipe when the process has exited.
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const ready = await new Promise<T>((resolve, reject) => {
+    onLine = () => {
+      if (lines.length === 0) return;
+      onLine = undefined;
+      resolve((JSON.parse(lines.shift()!) as { bench: T }).bench);
+    };
+    void exited.then(() => reject(new Error(`${role} process exited before it was ready`)));
+  });
+  return {
+    ready,
+    stop: async () => {
+      child.stdin!.end();
+      await exited;
+      return lines.length > 0 ? (JSON.parse(lines.shift()!) as { bench: string }).bench : undefined;
+    },
+  };
+}
+
+function announce(value: unknown): void {
+  process.stdout.write(`${JSON.stringify({ bench: value })}\n`);
+}
+
+async function untilStdinCloses(): Promise<void> {
+  process.stdin.resume();
+  await new Promise((resolve) => process.stdin.once('end', resolve));
 }
 
 /** The floor: a proxy that only relays bytes (same HTTP stack as Mandate: @hono/node-server and fetch). */
@@ -89,8 +130,8 @@ async function call(target: Target): Promise<number> {
   return elapsed;
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+function percentile(sorted: number[], p: number): number | undefined {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 async function latency(direct: Target, bare: Target, gateway: Target): Promise<{ direct: number[]; bare: number[]; gateway: number[] }> {
@@ -122,12 +163,11 @@ async function throughput(target: Target): Promise<number> {
 }
 
 /**
- * The server side of the bench, run in its own process (as the gateway runs in production): Mandate
- * with the gateway, and the bare relay. It prints `{gatewayUrl, bareUrl, accessToken}` and serves until
- * its standard input closes. The measuring client then shares no event loop (timers, garbage
- * collection, audit flushes) with what it measures.
+ * Mandate with the gateway, set up for one agent with a permit and a data-flow forbid. Announces
+ * `{gatewayUrl, accessToken}`; at the end, what its own process saw of garbage collection and
+ * event-loop delay while it was measured.
  */
-async function runServerSide(upstreamUrl: string): Promise<void> {
+async function runServer(upstreamUrl: string): Promise<void> {
   const backend = (process.env.MANDATE_BENCH_BACKEND ?? 'sqlite') as Backend;
   const db = await freshDatabase(backend);
   const config = loadConfig({ mode: 'dev', port: 0, logLevel: 'silent', dataDir: db.options.dataDir, ...(db.options.databaseUrl && { databaseUrl: db.options.databaseUrl, databaseSchema: db.options.schema }) });
@@ -153,41 +193,38 @@ forbid (principal, action == Action::"tools/call", resource) when { resource has
     body: new URLSearchParams({ grant_type: 'client_credentials', resource }).toString(),
   });
   const accessToken = ((await tokenResponse.json()) as { access_token: string }).access_token;
-  const bareProxy = await startBareProxy(upstreamUrl);
-  process.stdout.write(`${JSON.stringify({ gatewayUrl: `${server.url}/mcp/demo`, bareUrl: bareProxy.url, accessToken })}\n`);
-  process.stdin.resume();
-  await new Promise((resolve) => process.stdin.once('end', resolve));
-  bareProxy.close();
+  const gcPauses: number[] = [];
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) gcPauses.push(entry.duration);
+  });
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  announce({ gatewayUrl: `${server.url}/mcp/demo`, accessToken });
+  gcObserver.observe({ entryTypes: ['gc'] });
+  loopDelay.enable();
+  await untilStdinCloses();
+  gcObserver.disconnect();
+  loopDelay.disable();
+  gcPauses.sort((a, b) => a - b);
+  const total = gcPauses.reduce((a, b) => a + b, 0);
+  announce(
+    `Mandate's process: ${gcPauses.length} GC pauses (${total.toFixed(0)} ms in all, median ${percentile(gcPauses, 50)?.toFixed(2) ?? '–'} ms, longest ${gcPauses.at(-1)?.toFixed(2) ?? '–'} ms); event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(2)} ms`,
+  );
   await services.audit.flush();
   await server.close();
   await db.cleanup();
   process.exit(0);
 }
 
-async function startServerSide(upstreamUrl: string): Promise<{ gatewayUrl: string; bareUrl: string; accessToken: string; close(): void }> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, MANDATE_BENCH_SERVER_SIDE: upstreamUrl } });
-  const ready = await new Promise<{ gatewayUrl: string; bareUrl: string; accessToken: string }>((resolve, reject) => {
-    let text = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      if (text.includes('\n')) resolve(JSON.parse(text.split('\n')[0]!) as { gatewayUrl: string; bareUrl: string; accessToken: string });
-    });
-    child.once('exit', (code) => reject(new Error(`gateway process exited ${code}`)));
-  });
-  return { ...ready, close: () => void child.stdin!.end() };
-}
-
-if (process.env.MANDATE_BENCH_SERVER_SIDE) {
-  await runServerSide(process.env.MANDATE_BENCH_SERVER_SIDE);
-} else {
+async function runClient(): Promise<void> {
   const backend = process.env.MANDATE_BENCH_BACKEND ?? 'sqlite';
-  // The upstream and the gateway each run in their own process, as they would on their own machines.
-  const upstream = await startUpstreamProcess('bench-upstream-token');
-  const serverSide = await startServerSide(upstream.url);
+  const upstream = await startRole<{ url: string }>('upstream', {});
+  const relay = await startRole<{ url: string }>('relay', { MANDATE_BENCH_TARGET: upstream.ready.url });
+  const flags = process.env.MANDATE_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+  const mandate = await startRole<{ gatewayUrl: string; accessToken: string }>('server', { MANDATE_BENCH_TARGET: upstream.ready.url }, flags);
   try {
-    const direct = await initialize(upstream.url, { authorization: 'Bearer bench-upstream-token' });
-    const bare = await initialize(serverSide.bareUrl, { authorization: 'Bearer bench-upstream-token' });
-    const gateway = await initialize(serverSide.gatewayUrl, { authorization: `Bearer ${serverSide.accessToken}` });
+    const direct = await initialize(upstream.ready.url, { authorization: `Bearer ${UPSTREAM_TOKEN}` });
+    const bare = await initialize(relay.ready.url, { authorization: `Bearer ${UPSTREAM_TOKEN}` });
+    const gateway = await initialize(mandate.ready.gatewayUrl, { authorization: `Bearer ${mandate.ready.accessToken}` });
     // Warm up every path (JIT, connection pools, caches).
     for (let i = 0; i < 200; i++) {
       await call(direct);
@@ -198,17 +235,19 @@ if (process.env.MANDATE_BENCH_SERVER_SIDE) {
     const directRps = await throughput(direct);
     const bareRps = await throughput(bare);
     const gatewayRps = await throughput(gateway);
-    const row = (name: string, sorted: number[]) => `| ${name} | ${percentile(sorted, 50).toFixed(3)} ms | ${percentile(sorted, 99).toFixed(3)} ms |`;
+    const row = (name: string, sorted: number[]) => `| ${name} | ${percentile(sorted, 50)!.toFixed(3)} ms | ${percentile(sorted, 99)!.toFixed(3)} ms |`;
+    const added = (name: string, sorted: number[]) =>
+      `| added by ${name} | ${(percentile(sorted, 50)! - percentile(lat.direct, 50)!).toFixed(3)} ms | ${(percentile(sorted, 99)! - percentile(lat.direct, 99)!).toFixed(3)} ms |`;
     const lines = [
       `MCP gateway (${backend} store), tools/call echo, ${CALLS} sequential calls each (interleaved), then ${CALLS} calls at concurrency ${CONCURRENCY}`,
       '',
       '| path | p50 | p99 |',
       '|---|---|---|',
       row('upstream directly', lat.direct),
-      row('through a bare relay (floor: same HTTP stack, no checks)', lat.bare),
+      row('through a bare relay (floor: a second hop, no checks)', lat.bare),
       row('through the gateway', lat.gateway),
-      `| added by the bare relay | ${(percentile(lat.bare, 50) - percentile(lat.direct, 50)).toFixed(3)} ms | ${(percentile(lat.bare, 99) - percentile(lat.direct, 99)).toFixed(3)} ms |`,
-      `| added by the gateway | ${(percentile(lat.gateway, 50) - percentile(lat.direct, 50)).toFixed(3)} ms | ${(percentile(lat.gateway, 99) - percentile(lat.direct, 99)).toFixed(3)} ms |`,
+      added('the bare relay', lat.bare),
+      added('the gateway', lat.gateway),
       '',
       '| path | calls/s | ratio |',
       '|---|---|---|',
@@ -218,7 +257,32 @@ if (process.env.MANDATE_BENCH_SERVER_SIDE) {
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
-    serverSide.close();
-    await upstream.close();
+    const report = await mandate.stop();
+    if (report) process.stdout.write(`\n${report}\n`);
+    await relay.stop();
+    await upstream.stop();
   }
+}
+
+switch (process.env.MANDATE_BENCH_ROLE) {
+  case 'upstream': {
+    const upstream = await startDemoUpstream({ requiredToken: UPSTREAM_TOKEN });
+    announce({ url: upstream.url });
+    await untilStdinCloses();
+    process.exit(0);
+    break;
+  }
+  case 'relay': {
+    const relay = await startBareProxy(process.env.MANDATE_BENCH_TARGET!);
+    announce({ url: relay.url });
+    await untilStdinCloses();
+    relay.close();
+    process.exit(0);
+    break;
+  }
+  case 'server':
+    await runServer(process.env.MANDATE_BENCH_TARGET!);
+    break;
+  default:
+    await runClient();
 }
