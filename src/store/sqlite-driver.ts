@@ -61,6 +61,7 @@ interface Reply {
   changes?: number | bigint;
   lastInsertRowid?: number | bigint;
   error?: { message: string; code?: string };
+  inTransaction?: boolean;
 }
 
 class WorkerSqliteDriver implements Driver {
@@ -73,6 +74,9 @@ class WorkerSqliteDriver implements Driver {
   // SQLite has one connection: callers take turns (as Kysely's own SQLite driver does).
   #locked = false;
   readonly #waiters: (() => void)[] = [];
+  #beginPending = false;
+  /** Whether the database thread has a transaction open (it reports this with every answer). */
+  #inTransaction = false;
 
   constructor(path: string) {
     this.#path = path;
@@ -117,15 +121,27 @@ class WorkerSqliteDriver implements Driver {
     return this.#connection!;
   }
 
-  async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin'));
+  /**
+   * `begin` is not sent on its own: it travels with the transaction's first statement (one round trip to
+   * the database thread instead of two). The connection is held from here to commit or rollback, so
+   * nothing else can slip in between.
+   */
+  async beginTransaction(): Promise<void> {
+    this.#beginPending = true;
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('commit'));
+    // A transaction that ran no statement never began.
+    if (this.#beginPending) this.#beginPending = false;
+    else await connection.executeQuery(CompiledQuery.raw('commit'));
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    // Nothing began (no statement ran, or `begin` itself failed and was reported with the first one).
+    if (this.#beginPending || !this.#inTransaction) {
+      this.#beginPending = false;
+      return;
+    }
     await connection.executeQuery(CompiledQuery.raw('rollback'));
   }
 
@@ -152,8 +168,11 @@ class WorkerSqliteDriver implements Driver {
     const reply = await new Promise<Reply>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       this.#worker!.ref();
-      this.#worker!.postMessage({ id, sql: query.sql, params: query.parameters.map(toSqliteValue) });
+      const begin = this.#beginPending;
+      this.#beginPending = false;
+      this.#worker!.postMessage({ id, sql: query.sql, params: query.parameters.map(toSqliteValue), ...(begin && { begin }) });
     });
+    this.#inTransaction = reply.inTransaction === true;
     if (reply.error) {
       const error = new Error(reply.error.message) as Error & { code?: string };
       if (reply.error.code) error.code = reply.error.code;

@@ -1,7 +1,8 @@
 /**
  * The embedded store's database thread. It owns the only SQLite connection, so the fsync that makes a
  * commit durable (synchronous=FULL) happens here, not on the event loop that serves requests.
- * Protocol: `{id, sql, params}` in; `{id, rows, changes, lastInsertRowid}` or `{id, error}` out.
+ * Protocol: `{id, sql, params, begin?}` in (`begin`: open a transaction first); `{id, rows, changes,
+ * lastInsertRowid, inTransaction}` or `{id, error, inTransaction}` out.
  */
 import { DatabaseSync } from 'node:sqlite';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -10,6 +11,7 @@ interface Query {
   id: number;
   sql: string;
   params: (null | number | bigint | string | Uint8Array)[];
+  begin?: boolean;
 }
 
 const db = new DatabaseSync((workerData as { path: string }).path);
@@ -39,15 +41,16 @@ parentPort!.on('message', (message: Query | { close: true }) => {
     return;
   }
   try {
+    if (message.begin) db.exec('begin');
     const statement = statementFor(message.sql);
     if (statement.columns().length > 0) {
-      parentPort!.postMessage({ id: message.id, rows: statement.all(...message.params) });
+      parentPort!.postMessage({ id: message.id, rows: statement.all(...message.params), inTransaction: db.isTransaction });
     } else {
       const result = statement.run(...message.params);
-      parentPort!.postMessage({ id: message.id, rows: [], changes: result.changes, lastInsertRowid: result.lastInsertRowid });
+      parentPort!.postMessage({ id: message.id, rows: [], changes: result.changes, lastInsertRowid: result.lastInsertRowid, inTransaction: db.isTransaction });
     }
   } catch (error) {
-    parentPort!.postMessage({ id: message.id, error: { message: (error as Error).message, code: (error as { code?: string }).code } });
+    parentPort!.postMessage({ id: message.id, error: { message: (error as Error).message, code: (error as { code?: string }).code }, inTransaction: db.isTransaction });
   }
 });
 

@@ -37,3 +37,32 @@ describe('store migrations', () => {
     await expect(Store.open({ dataDir: '/tmp', databaseUrl: 'postgres://postgres@127.0.0.1:1/none' })).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
   });
 });
+
+describe('embedded store transactions (begin travels with the first statement)', () => {
+  it('commits and rolls back whole, also when nothing ran or the first statement failed', async () => {
+    const db = await freshDatabase('sqlite');
+    const store = await Store.open(db.options);
+    try {
+      await store.migrate();
+      const count = async () => Number((await store.db.selectFrom('audit_events').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+      const row = (seq: number) => ({ seq, ts: 't', actor: 'a', action: 'x', target: null, outcome: 'o', details: '{}', prev_hash: 'p', hash: 'h' });
+      // Nothing ran: commit has nothing to end.
+      await store.db.transaction().execute(async () => undefined);
+      // The second statement fails: the first is undone, so `begin` really opened a transaction.
+      await expect(
+        store.db.transaction().execute(async (trx) => {
+          await trx.insertInto('audit_events').values(row(1)).execute();
+          await trx.insertInto('audit_events').values(row(1)).execute();
+        }),
+      ).rejects.toThrow();
+      expect(await count()).toBe(0);
+      // The first statement fails: the rollback is not refused, and the connection is usable again.
+      await expect(store.db.transaction().execute(async (trx) => void (await trx.selectFrom('no_such_table' as never).selectAll().execute()))).rejects.toThrow(/no such table/);
+      await store.db.transaction().execute(async (trx) => void (await trx.insertInto('audit_events').values(row(1)).execute()));
+      expect(await count()).toBe(1);
+    } finally {
+      await store.close();
+      await db.cleanup();
+    }
+  });
+});
