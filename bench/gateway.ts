@@ -1,27 +1,39 @@
 /**
  * Latency the MCP gateway adds to a tools/call, and throughput, against the same upstream called
- * directly in the same run. The upstream is the demo MCP server (the reference SDK, Streamable HTTP,
- * SSE responses); the gateway verifies the agent's OAuth token, decides with the active Cedar policy set
- * (agent entity, tool labels, session labels), injects the upstream credential and audits every call.
- * A bare relay (no checks at all) is measured too: the floor any second HTTP hop costs on this machine.
- *
- * The measuring client, the upstream, the bare relay and Mandate each run in their own process, as they
- * would on their own machines: none shares an event loop or a heap (garbage collection) with another.
+ * directly in the same run (a minimal MCP server on node:http, or the demo server on the reference SDK;
+ * Streamable HTTP, tools/call answered as SSE). The gateway verifies the agent's OAuth token, decides
+ * with the active Cedar policy set (agent entity, tool labels, session labels), injects the upstream
+ * credential, relays the SSE answer event by event and audits every call. A bare relay (no checks at
+ * all) is measured too: the floor any second HTTP hop costs on this machine.
  *
  *   npm run bench:gateway
  *     MANDATE_BENCH_CALLS=2000 MANDATE_BENCH_CONCURRENCY=16 MANDATE_BENCH_BACKEND=sqlite|postgres
+ *     MANDATE_BENCH_UPSTREAM=minimal|sdk MANDATE_BENCH_LAYOUT=processes|single
  *     MANDATE_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof"   (extra flags for Mandate's process)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { serve } from '@hono/node-server';
+import { Agent, request } from 'undici';
 import { loadConfig } from '../src/core/config.ts';
 import { startDemoUpstream } from '../src/gateway/demo-upstream.ts';
+import { startMinimalUpstream } from './support/minimal-upstream.ts';
 import { startServer } from '../src/server/index.ts';
 import { freshDatabase, type Backend } from '../test/support/backends.ts';
 
 const UPSTREAM_TOKEN = 'bench-upstream-token';
+/**
+ * `minimal` (default): a bare node:http MCP server whose own latency and garbage are close to nothing,
+ * so the difference between paths is the paths'. `sdk`: the demo server on the reference MCP SDK.
+ */
+const UPSTREAM_KIND = process.env.MANDATE_BENCH_UPSTREAM === 'sdk' ? 'sdk' : 'minimal';
+/**
+ * `processes` (default): client, upstream, bare relay and Mandate each in their own process, as on their
+ * own machines; every hop then also pays the operating system's cross-process wake-up, whose tail on a
+ * small VM is milliseconds. `single`: all four in one process, which leaves the work each path does.
+ */
+const LAYOUT = process.env.MANDATE_BENCH_LAYOUT === 'single' ? 'single' : 'processes';
 
 /**
  * Runs this file again as `role` in a child process and waits for the JSON line it announces itself
@@ -119,14 +131,21 @@ async function initialize(url: string, headers: Record<string, string>): Promise
   return target;
 }
 
+/**
+ * The measuring client calls with undici's `request` over one keep-alive pool: WHATWG `fetch` costs
+ * the client itself a few hundred microseconds and a lot of garbage per call, noise that lands on every
+ * path alike but blurs the p99 of each.
+ */
+const clientPool = new Agent({ connections: null, pipelining: 1 });
+
 let nextId = 1;
 async function call(target: Target): Promise<number> {
   const id = nextId++;
   const started = performance.now();
-  const response = await fetch(target.url, { method: 'POST', headers: target.headers, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message: `m${id}` } } }) });
-  const text = await response.text();
+  const response = await request(target.url, { method: 'POST', headers: target.headers, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message: `m${id}` } } }), dispatcher: clientPool });
+  const text = await response.body.text();
   const elapsed = performance.now() - started;
-  if (!response.ok || !text.includes(`echo: m${id}`)) throw new Error(`call failed: ${response.status} ${text.slice(0, 300)}`);
+  if (response.statusCode !== 200 || !text.includes(`echo: m${id}`)) throw new Error(`call failed: ${response.statusCode} ${text.slice(0, 300)}`);
   return elapsed;
 }
 
@@ -167,7 +186,7 @@ async function throughput(target: Target): Promise<number> {
  * `{gatewayUrl, accessToken}`; at the end, what its own process saw of garbage collection and
  * event-loop delay while it was measured.
  */
-async function runServer(upstreamUrl: string): Promise<void> {
+async function startMandate(upstreamUrl: string): Promise<{ ready: { gatewayUrl: string; accessToken: string }; stop(): Promise<string> }> {
   const backend = (process.env.MANDATE_BENCH_BACKEND ?? 'sqlite') as Backend;
   const db = await freshDatabase(backend);
   const config = loadConfig({ mode: 'dev', port: 0, logLevel: 'silent', dataDir: db.options.dataDir, ...(db.options.databaseUrl && { databaseUrl: db.options.databaseUrl, databaseSchema: db.options.schema }) });
@@ -198,29 +217,50 @@ forbid (principal, action == Action::"tools/call", resource) when { resource has
     for (const entry of list.getEntries()) gcPauses.push(entry.duration);
   });
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
-  announce({ gatewayUrl: `${server.url}/mcp/demo`, accessToken });
   gcObserver.observe({ entryTypes: ['gc'] });
   loopDelay.enable();
+  return {
+    ready: { gatewayUrl: `${server.url}/mcp/demo`, accessToken },
+    stop: async () => {
+      gcObserver.disconnect();
+      loopDelay.disable();
+      gcPauses.sort((a, b) => a - b);
+      const total = gcPauses.reduce((a, b) => a + b, 0);
+      await services.audit.flush();
+      await server.close();
+      await db.cleanup();
+      return `${LAYOUT === 'single' ? 'The' : "Mandate's"} process: ${gcPauses.length} GC pauses (${total.toFixed(0)} ms in all, median ${percentile(gcPauses, 50)?.toFixed(2) ?? '–'} ms, longest ${gcPauses.at(-1)?.toFixed(2) ?? '–'} ms); event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(2)} ms`;
+    },
+  };
+}
+
+async function startUpstream(): Promise<{ ready: { url: string }; stop(): Promise<undefined> }> {
+  const upstream = UPSTREAM_KIND === 'sdk' ? await startDemoUpstream({ requiredToken: UPSTREAM_TOKEN }) : await startMinimalUpstream({ requiredToken: UPSTREAM_TOKEN });
+  return { ready: { url: upstream.url }, stop: async () => void (await upstream.close()) };
+}
+
+async function startRelay(target: string): Promise<{ ready: { url: string }; stop(): Promise<undefined> }> {
+  const relay = await startBareProxy(target);
+  return { ready: { url: relay.url }, stop: async () => void relay.close() };
+}
+
+/** A role as a child process (the `processes` layout): announces what `start` returned, stops when its standard input closes. */
+async function serveRole(start: () => Promise<{ ready: unknown; stop(): Promise<string | undefined> }>): Promise<never> {
+  const role = await start();
+  announce(role.ready);
   await untilStdinCloses();
-  gcObserver.disconnect();
-  loopDelay.disable();
-  gcPauses.sort((a, b) => a - b);
-  const total = gcPauses.reduce((a, b) => a + b, 0);
-  announce(
-    `Mandate's process: ${gcPauses.length} GC pauses (${total.toFixed(0)} ms in all, median ${percentile(gcPauses, 50)?.toFixed(2) ?? '–'} ms, longest ${gcPauses.at(-1)?.toFixed(2) ?? '–'} ms); event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(2)} ms`,
-  );
-  await services.audit.flush();
-  await server.close();
-  await db.cleanup();
+  const report = await role.stop();
+  if (report !== undefined) announce(report);
   process.exit(0);
 }
 
 async function runClient(): Promise<void> {
   const backend = process.env.MANDATE_BENCH_BACKEND ?? 'sqlite';
-  const upstream = await startRole<{ url: string }>('upstream', {});
-  const relay = await startRole<{ url: string }>('relay', { MANDATE_BENCH_TARGET: upstream.ready.url });
   const flags = process.env.MANDATE_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
-  const mandate = await startRole<{ gatewayUrl: string; accessToken: string }>('server', { MANDATE_BENCH_TARGET: upstream.ready.url }, flags);
+  const single = LAYOUT === 'single';
+  const upstream = single ? await startUpstream() : await startRole<{ url: string }>('upstream', {});
+  const relay = single ? await startRelay(upstream.ready.url) : await startRole<{ url: string }>('relay', { MANDATE_BENCH_TARGET: upstream.ready.url });
+  const mandate = single ? await startMandate(upstream.ready.url) : await startRole<{ gatewayUrl: string; accessToken: string }>('server', { MANDATE_BENCH_TARGET: upstream.ready.url }, flags);
   try {
     const direct = await initialize(upstream.ready.url, { authorization: `Bearer ${UPSTREAM_TOKEN}` });
     const bare = await initialize(relay.ready.url, { authorization: `Bearer ${UPSTREAM_TOKEN}` });
@@ -239,7 +279,7 @@ async function runClient(): Promise<void> {
     const added = (name: string, sorted: number[]) =>
       `| added by ${name} | ${(percentile(sorted, 50)! - percentile(lat.direct, 50)!).toFixed(3)} ms | ${(percentile(sorted, 99)! - percentile(lat.direct, 99)!).toFixed(3)} ms |`;
     const lines = [
-      `MCP gateway (${backend} store), tools/call echo, ${CALLS} sequential calls each (interleaved), then ${CALLS} calls at concurrency ${CONCURRENCY}`,
+      `MCP gateway (${backend} store, ${UPSTREAM_KIND} upstream, ${LAYOUT === 'single' ? 'one process' : 'one process each'}), tools/call echo, ${CALLS} sequential calls each (interleaved), then ${CALLS} calls at concurrency ${CONCURRENCY}`,
       '',
       '| path | p50 | p99 |',
       '|---|---|---|',
@@ -265,24 +305,16 @@ async function runClient(): Promise<void> {
 }
 
 switch (process.env.MANDATE_BENCH_ROLE) {
-  case 'upstream': {
-    const upstream = await startDemoUpstream({ requiredToken: UPSTREAM_TOKEN });
-    announce({ url: upstream.url });
-    await untilStdinCloses();
-    process.exit(0);
+  case 'upstream':
+    await serveRole(startUpstream);
     break;
-  }
-  case 'relay': {
-    const relay = await startBareProxy(process.env.MANDATE_BENCH_TARGET!);
-    announce({ url: relay.url });
-    await untilStdinCloses();
-    relay.close();
-    process.exit(0);
+  case 'relay':
+    await serveRole(() => startRelay(process.env.MANDATE_BENCH_TARGET!));
     break;
-  }
   case 'server':
-    await runServer(process.env.MANDATE_BENCH_TARGET!);
+    await serveRole(() => startMandate(process.env.MANDATE_BENCH_TARGET!));
     break;
   default:
     await runClient();
+    process.exit(0);
 }
