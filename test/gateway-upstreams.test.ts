@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CreateMessageRequestSchema, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CompleteResultSchema, CreateMessageRequestSchema, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEverything } from './support/mcp-upstreams.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
@@ -185,6 +185,37 @@ forbid (principal, action == Action::"prompts/get", resource == Prompt::${JSON.s
       expect(listed).not.toContain(forbidden);
       expect(listed).toContain(allowed);
       expect((await agent.listPrompts()).prompts.map((p) => p.name)).not.toContain(prompt.name);
+    } finally {
+      await json('PUT', '/api/v1/policies', { cedar: policies });
+      await agent.close();
+    }
+  });
+
+  it('decides completion/complete as a get of the prompt or a read of the resource it completes', async () => {
+    const { client: agent } = await connect('everything');
+    const prompt = { type: 'ref/prompt' as const, name: 'completable-prompt' };
+    const template = { type: 'ref/resource' as const, uri: 'demo://resource/dynamic/text/{resourceId}' };
+    expect((await agent.complete({ ref: prompt, argument: { name: 'department', value: 'E' } })).completion.values).toContain('Engineering');
+    expect((await agent.complete({ ref: template, argument: { name: 'resourceId', value: '7' } })).completion.values).toEqual(['7']);
+    await json('PUT', '/api/v1/policies', {
+      cedar: `${policies}
+forbid (principal, action == Action::"prompts/get", resource == Prompt::"everything/completable-prompt");
+forbid (principal, action == Action::"resources/read", resource == Resource::${JSON.stringify(`everything/${template.uri}`)});`,
+    });
+    try {
+      await expect(agent.complete({ ref: prompt, argument: { name: 'department', value: 'E' } })).rejects.toThrow(/denied by policy/);
+      await expect(agent.complete({ ref: template, argument: { name: 'resourceId', value: '7' } })).rejects.toThrow(/denied by policy/);
+      // A completion without a name to decide on is refused, not forwarded.
+      await expect(agent.request({ method: 'completion/complete', params: { ref: { type: 'ref/other' }, argument: { name: 'x', value: '' } } }, CompleteResultSchema)).rejects.toThrow(/ref.name is required/);
+      await server.services.gateway.flushAudit();
+      const events: { action: string; outcome: string; target: string }[] = [];
+      for (let after: number | null = 0; after !== null; ) {
+        const page: { items: typeof events; next: number | null } = await json('GET', `/api/v1/audit?after=${after}&limit=500`);
+        events.push(...page.items);
+        after = page.next;
+      }
+      const denied = events.filter((e) => e.action === 'mcp.completion/complete' && e.outcome === 'deny').map((e) => e.target);
+      expect(denied).toEqual(expect.arrayContaining(['everything/completable-prompt', `everything/${template.uri}`]));
     } finally {
       await json('PUT', '/api/v1/policies', { cedar: policies });
       await agent.close();

@@ -57,6 +57,29 @@ const isListMethod = (method: string): method is ListMethod => Object.hasOwn(LIS
 // A subscription delivers a resource's updates, i.e. its content: it needs the same permission as reading it.
 const DECIDED: Record<string, McpAction> = { 'tools/call': 'tools/call', 'resources/read': 'resources/read', 'resources/subscribe': 'resources/read', 'prompts/get': 'prompts/get' };
 
+/**
+ * The decision a message needs, if any. `completion/complete` (MCP "Completion") suggests values for a
+ * prompt's or resource template's arguments, which can reveal what is behind them: it needs the right to
+ * get that prompt (`ref/prompt`) or read that resource (`ref/resource`); any other `ref` is decided as a
+ * prompt and refused for want of a name.
+ */
+function decidedAction(message: RpcMessage): McpAction | undefined {
+  const method = message.method;
+  if (method === undefined) return undefined;
+  if (method === 'completion/complete') return (message.params?.ref as { type?: unknown } | undefined)?.type === 'ref/resource' ? 'resources/read' : 'prompts/get';
+  return Object.hasOwn(DECIDED, method) ? DECIDED[method] : undefined;
+}
+
+/** What a decided message targets, and the arguments its policies see (none for reads and completions). */
+function decidedTarget(action: McpAction, message: RpcMessage): { name: unknown; args: unknown } {
+  const params = message.params ?? {};
+  if (message.method === 'completion/complete') {
+    const ref = params.ref as { name?: unknown; uri?: unknown } | undefined;
+    return { name: action === 'resources/read' ? ref?.uri : ref?.name, args: {} };
+  }
+  return { name: action === 'resources/read' ? params.uri : params.name, args: action === 'resources/read' ? {} : (params.arguments ?? {}) };
+}
+
 /** Request headers the upstream may see. Everything else (Authorization, Cookie, DPoP, forwarding headers) stays here. */
 const FORWARDED_REQUEST_HEADERS = ['accept', 'content-type', 'mcp-protocol-version', 'last-event-id', 'user-agent'];
 /** Response headers the agent must not get from the upstream. */
@@ -187,7 +210,7 @@ export class GatewayProxy {
     // A decided method must come as a request with an id (MCP: ids are strings or integers, never null).
     // Sent as a notification or with `id: null` it would skip the decision below, yet a lenient upstream
     // may still run it: refuse it (a batch whole), so nothing undecided is forwarded.
-    const undecidable = messages.find((m) => m.method !== undefined && Object.hasOwn(DECIDED, m.method) && !isRequest(m));
+    const undecidable = messages.find((m) => decidedAction(m) !== undefined && !isRequest(m));
     if (undecidable) {
       d.auditor.record({ caller, ownerId: agent.ownerId, server: serverName, sessionId: session.id, method: undecidable.method!, target: null, decision: 'deny', reason: 'invalid_request', latencyMs: performance.now() - started });
       return rpcResponse(400, rpcError(null, -32600, `Invalid Request: ${undecidable.method} must be a request with a string or integer id`));
@@ -200,7 +223,7 @@ export class GatewayProxy {
       if (typeof requestId === 'string' || typeof requestId === 'number') session.waiting.get(requestId)?.abort();
     }
     const single = messages.length === 1 && !parsed.batch ? messages[0]! : undefined;
-    const singleAction = single && isRequest(single) ? DECIDED[single.method!] : undefined;
+    const singleAction = single && isRequest(single) ? decidedAction(single) : undefined;
     if (single && singleAction && (request.headers.get('accept') ?? '').includes('text/event-stream')) {
       return this.#decideStreaming(request, session, agent.ownerId, singleAction, single, text, clientAddress, started);
     }
@@ -210,7 +233,7 @@ export class GatewayProxy {
     for (const message of messages) {
       if (!isRequest(message)) continue;
       const id = message.id as RpcId;
-      const action = DECIDED[message.method!];
+      const action = decidedAction(message);
       if (!action) {
         pending.push({ id, method: message.method! });
         continue;
@@ -310,13 +333,13 @@ export class GatewayProxy {
     const d = this.#d;
     const settings = d.settings.current;
     const id = message.id as RpcId;
-    const params = message.params ?? {};
-    const name = action === 'resources/read' ? params.uri : params.name;
-    const args = action === 'resources/read' ? {} : (params.arguments ?? {});
+    const { name, args } = decidedTarget(action, message);
     const caller = session.caller;
-    const base = { caller, ownerId, server: session.server, sessionId: session.id, method: action };
+    // Audited under the method the agent sent (a completion is recorded as one, decided as a get or read).
+    const base = { caller, ownerId, server: session.server, sessionId: session.id, method: message.method === 'completion/complete' ? 'completion/complete' : action };
     if (typeof name !== 'string' || name.length === 0 || name.length > 2000) {
-      return { refusal: rpcError(id, -32602, `Invalid params: ${action === 'resources/read' ? 'uri' : 'name'} is required`) };
+      const field = message.method === 'completion/complete' ? (action === 'resources/read' ? 'ref.uri' : 'ref.name') : action === 'resources/read' ? 'uri' : 'name';
+      return { refusal: rpcError(id, -32602, `Invalid params: ${field} is required`) };
     }
     const target = `${session.server}/${name}`;
     const argsDigest = argumentDigest(args);
