@@ -40,12 +40,16 @@ export class CredentialService {
       const now = new Date().toISOString();
       const exists = await tx.db.selectFrom('human_credentials').select('human_id').where('human_id', '=', humanId).executeTakeFirst();
       if (exists) await tx.db.updateTable('human_credentials').set({ password_hash: passwordHash, updated_at: now }).where('human_id', '=', humanId).execute();
-      else await tx.db.insertInto('human_credentials').values({ human_id: humanId, password_hash: passwordHash, totp_sealed: null, totp_confirmed: 0, totp_last_step: null, updated_at: now }).execute();
+      else await tx.db.insertInto('human_credentials').values({ human_id: humanId, password_hash: passwordHash, totp_sealed: null, totp_pending_sealed: null, totp_confirmed: 0, totp_last_step: null, updated_at: now }).execute();
       await this.#audit.appendIn(tx, { actor, action: 'human.password.set', target: humanId, outcome: 'success' });
     });
   }
 
-  /** Starts TOTP enrolment: a new secret (shown once, as an otpauth:// URI) that must be confirmed with a code. */
+  /**
+   * Starts TOTP enrolment: a new secret (shown once, as an otpauth:// URI) that must be confirmed with a
+   * code. Until it is, a second factor already confirmed stays the one sign-in asks for: re-enrolling
+   * (by an admin, or by someone who took over the admin API) never turns the second factor off.
+   */
   async enrollTotp(humanId: string, actor: string): Promise<{ secret: string; otpauthUri: string }> {
     const secret = generateSecret();
     return this.#store.transaction(async (tx) => {
@@ -54,23 +58,47 @@ export class CredentialService {
       const now = new Date().toISOString();
       const sealed = seal(this.#masterKey, secret, `totp:${humanId}`);
       const exists = await tx.db.selectFrom('human_credentials').select('human_id').where('human_id', '=', humanId).executeTakeFirst();
-      if (exists) await tx.db.updateTable('human_credentials').set({ totp_sealed: sealed, totp_confirmed: 0, totp_last_step: null, updated_at: now }).where('human_id', '=', humanId).execute();
-      else await tx.db.insertInto('human_credentials').values({ human_id: humanId, password_hash: null, totp_sealed: sealed, totp_confirmed: 0, totp_last_step: null, updated_at: now }).execute();
+      if (exists) await tx.db.updateTable('human_credentials').set({ totp_pending_sealed: sealed, updated_at: now }).where('human_id', '=', humanId).execute();
+      else await tx.db.insertInto('human_credentials').values({ human_id: humanId, password_hash: null, totp_sealed: null, totp_pending_sealed: sealed, totp_confirmed: 0, totp_last_step: null, updated_at: now }).execute();
       await this.#audit.appendIn(tx, { actor, action: 'human.totp.enroll', target: humanId, outcome: 'success' });
       return { secret, otpauthUri: generateURI({ issuer: this.#issuer, label: human.email, secret }) };
     });
   }
 
+  /** Confirms the secret being enrolled with a current code: from then on it is the one sign-in checks. */
   async confirmTotp(humanId: string, code: string, actor: string): Promise<void> {
-    const ok = await this.#checkTotp(humanId, code, true);
-    if (!ok) {
+    const pending = await this.#matchPending(humanId, code);
+    const confirmed =
+      pending !== undefined &&
+      (await this.#store.transaction(async (tx) => {
+        // Conditional on the same pending secret: a re-enrolment racing this confirmation is not confirmed
+        // by a code for the secret it replaced. The code's step counts as used (RFC 6238 §5.2: valid once).
+        const updated = await tx.db
+          .updateTable('human_credentials')
+          .set({ totp_sealed: pending.sealed, totp_pending_sealed: null, totp_confirmed: 1, totp_last_step: pending.step, updated_at: new Date().toISOString() })
+          .where('human_id', '=', humanId)
+          .where('totp_pending_sealed', '=', pending.sealed)
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows) !== 1) return false;
+        await this.#audit.appendIn(tx, { actor, action: 'human.totp.confirm', target: humanId, outcome: 'success' });
+        return true;
+      }));
+    if (!confirmed) {
       await this.#audit.append({ actor, action: 'human.totp.confirm', target: humanId, outcome: 'failure' });
       throw new MandateError('TOTP_INVALID', 'the code does not match', 400);
     }
-    await this.#store.transaction(async (tx) => {
-      await tx.db.updateTable('human_credentials').set({ totp_confirmed: 1, updated_at: new Date().toISOString() }).where('human_id', '=', humanId).execute();
-      await this.#audit.appendIn(tx, { actor, action: 'human.totp.confirm', target: humanId, outcome: 'success' });
-    });
+  }
+
+  /** The pending secret (sealed) and the time step of `code`, when `code` is current for it. */
+  async #matchPending(humanId: string, code: string): Promise<{ sealed: string; step: number | null } | undefined> {
+    if (!/^\d{6}$/.test(code)) return undefined;
+    const row = await this.#store.db.selectFrom('human_credentials').select('totp_pending_sealed').where('human_id', '=', humanId).executeTakeFirst();
+    if (!row?.totp_pending_sealed) return undefined;
+    const secret = open(this.#masterKey, row.totp_pending_sealed, `totp:${humanId}`).toString('utf8');
+    // RFC 6238 §5.2: one step of clock drift either way.
+    const result = await verifyTotp({ secret, token: code, epochTolerance: 30 }).catch(() => ({ valid: false }) as const);
+    if (!result.valid) return undefined;
+    return { sealed: row.totp_pending_sealed, step: (result as { timeStep?: number }).timeStep ?? null };
   }
 
   /** Checks email + password (+ TOTP when enrolled). Returns the human id, or why not (never which part failed to a caller). */
@@ -91,7 +119,7 @@ export class CredentialService {
     if (row.status !== 'active') return { ok: false, failure: 'inactive', humanId: row.id };
     if (row.totp_confirmed) {
       if (!totp) return { ok: false, failure: 'totp_required', humanId: row.id };
-      if (!(await this.#checkTotp(row.id, totp, false))) return { ok: false, failure: 'totp_invalid', humanId: row.id };
+      if (!(await this.#checkTotp(row.id, totp))) return { ok: false, failure: 'totp_invalid', humanId: row.id };
     }
     return { ok: true, humanId: row.id };
   }
@@ -101,10 +129,11 @@ export class CredentialService {
     return Boolean(row?.totp_confirmed);
   }
 
-  async #checkTotp(humanId: string, code: string, enrolling: boolean): Promise<boolean> {
+  /** Checks a sign-in code against the confirmed secret; each time step is accepted once. */
+  async #checkTotp(humanId: string, code: string): Promise<boolean> {
     if (!/^\d{6}$/.test(code)) return false;
     const row = await this.#store.db.selectFrom('human_credentials').select(['totp_sealed', 'totp_confirmed', 'totp_last_step']).where('human_id', '=', humanId).executeTakeFirst();
-    if (!row?.totp_sealed || (!enrolling && !row.totp_confirmed)) return false;
+    if (!row?.totp_sealed || !row.totp_confirmed) return false;
     const secret = open(this.#masterKey, row.totp_sealed, `totp:${humanId}`).toString('utf8');
     // RFC 6238 §5.2: one step of clock drift either way; §5.2 also: a code is valid once.
     const result = await verifyTotp({ secret, token: code, epochTolerance: 30, ...(row.totp_last_step !== null && { afterTimeStep: Number(row.totp_last_step) }) }).catch(() => ({ valid: false }) as const);

@@ -185,10 +185,13 @@ export interface PkiCertificateTable {
 export interface HumanCredentialTable {
   human_id: string;
   password_hash: string | null;
+  /** The confirmed TOTP secret (sealed); the one sign-in checks. */
   totp_sealed: string | null;
   totp_confirmed: number;
   totp_last_step: number | null;
   updated_at: string;
+  /** 0009: a secret being enrolled, not yet confirmed; sign-in ignores it. */
+  totp_pending_sealed: string | null;
 }
 
 // ---- 0003-policy --------------------------------------------------------------------------------

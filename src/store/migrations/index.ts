@@ -6,6 +6,7 @@ import { gateway } from './0004-gateway.ts';
 import { governance } from './0005-governance.ts';
 import { access } from './0007-access.ts';
 import { policyLinks } from './0008-policy-links.ts';
+import { totpPending } from './0009-totp-pending.ts';
 
 /**
  * Every migration, in order. Names sort lexically; append new ones with the next number.
@@ -19,4 +20,5 @@ export const migrations: Record<string, Migration> = {
   '0005-governance': governance,
   '0007-access': access,
   '0008-policy-links': policyLinks,
+  '0009-totp-pending': totpPending,
 };
