@@ -265,10 +265,15 @@ describe.each(BACKENDS)('OAuth authorization server end to end (%s)', (backend) 
     // …nor borrow another agent's token as its actor token.
     await expect(exchange(configC, userToken.access_token, actorA.access_token, { resource: RESOURCE })).rejects.toMatchObject({ error: 'invalid_grant' });
 
-    // The user lists and revokes their own grants with their own token; the exchange then fails.
-    const mine = (await (await fetch(`${issuer}/oauth/delegations`, { headers: { authorization: `Bearer ${userToken.access_token}` } })).json()) as { items: { id: string; identityId: string }[] };
-    const grantA = mine.items.find((d) => d.identityId === agentA.id)!;
-    expect((await fetch(`${issuer}/oauth/delegations/${grantA.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${userToken.access_token}` } })).status).toBe(200);
+    // The user's token that agent A's client holds does not manage the user's grants (self-service needs a
+    // client of the user's own: test/oauth-self-service.test.ts); revoking the grant does stop the exchange.
+    const listed = await fetch(`${issuer}/oauth/delegations`, { headers: { authorization: `Bearer ${userToken.access_token}` } });
+    expect(listed.status).toBe(403);
+    expect(((await listed.json()) as { code: string }).code).toBe('DELEGATION_SELF_SERVICE_FORBIDDEN');
+    const grants = await adminJson<{ items: { id: string; identityId: string }[] }>(server, 'GET', `/api/v1/humans/${user.id}/delegations`);
+    const grantA = grants.items.find((d) => d.identityId === agentA.id)!;
+    expect((await fetch(`${issuer}/oauth/delegations/${grantA.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${userToken.access_token}` } })).status).toBe(403);
+    await adminJson(server, 'DELETE', `/api/v1/delegations/${grantA.id}`);
     await expect(exchange(configA, userToken.access_token, actorA.access_token, { resource: RESOURCE })).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 });

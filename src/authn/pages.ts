@@ -29,12 +29,20 @@ ${input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` :
   );
 }
 
+/**
+ * Plain words for scopes whose consent matters beyond the resource they name: the user must know that
+ * `mandate:delegations` lets the client see and revoke what they granted to agents.
+ */
+const SCOPE_MEANING: Record<string, string> = {
+  'mandate:delegations': 'see and revoke the access you have given to agents',
+};
+
 export function consentPage(input: { action: string; csrf: string; clientName: string; scopes: string[]; resource: string; days: number }): string {
   return layout(
     'Allow access',
     `<h1>Allow ${escapeHtml(input.clientName)} to act for you?</h1>
 <p>It will be able to use these permissions at <code>${escapeHtml(input.resource)}</code> for ${input.days} days, or until you revoke them:</p>
-<ul>${input.scopes.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join('') || '<li>(no permissions beyond signing you in)</li>'}</ul>
+<ul>${input.scopes.map((s) => `<li><code>${escapeHtml(s)}</code>${Object.hasOwn(SCOPE_MEANING, s) ? `: ${escapeHtml(SCOPE_MEANING[s]!)}` : ''}</li>`).join('') || '<li>(no permissions beyond signing you in)</li>'}</ul>
 <form method="post" action="${escapeHtml(input.action)}">
 <input type="hidden" name="csrf" value="${escapeHtml(input.csrf)}">
 <button type="submit" name="decision" value="allow">Allow</button>

@@ -11,6 +11,13 @@ export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'private_key_jwt', 't
 export type ClientAuthMethod = (typeof CLIENT_AUTH_METHODS)[number];
 
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+
+/**
+ * The scope of a human's self-service delegation endpoints (`/oauth/delegations`). Reserved for clients
+ * that belong to no agent or workload: an agent's client may hold a token *for* the user (authorization
+ * code flow), and that token must never let the agent list or revoke the user's grants to other agents.
+ */
+export const DELEGATIONS_SCOPE = 'mandate:delegations';
 export const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 
 const scope = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/, 'a scope is printable ASCII without spaces, quotes or backslashes');
@@ -83,6 +90,7 @@ export class ClientService {
   }
 
   async create(kind: 'agent' | 'workload', identityId: string, input: ClientCreate, actor: string): Promise<CreatedClient> {
+    if (input.scopes?.includes(DELEGATIONS_SCOPE)) throw new MandateError('CLIENT_SCOPE_RESERVED', `${DELEGATIONS_SCOPE} is for the user's own clients, never an agent's or workload's`, 400, { scope: DELEGATIONS_SCOPE });
     const identity = await this.#identity.getIdentity(identityId, kind);
     if (identity.status !== 'active') throw new MandateError('IDENTITY_NOT_ACTIVE', `${kind} ${identityId} is ${identity.status}: it gets no credentials`, 409);
     const clientId = newId('cli');
@@ -146,6 +154,16 @@ export class ClientService {
       await this.#audit.appendIn(tx, { actor, action: 'oauth.client.disable', target: clientId, outcome: 'success' });
       tx.publish(CLIENT_CHANGED, { clientId });
     });
+  }
+
+  /**
+   * Who a client belongs to, disabled or not (undefined when it is not in the registry, e.g. a Client ID
+   * Metadata Document client). Uncached: for decisions that must see the registry as it is now.
+   */
+  async holder(clientId: string): Promise<{ identityId: string | null; disabled: boolean } | undefined> {
+    if (clientId.length > 2000) return undefined;
+    const row = await this.#store.db.selectFrom('oauth_clients').select(['identity_id', 'disabled_at']).where('client_id', '=', clientId).executeTakeFirst();
+    return row ? { identityId: row.identity_id, disabled: row.disabled_at !== null } : undefined;
   }
 
   /** Allowed scopes and identity of a client (cached by callers). */

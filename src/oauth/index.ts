@@ -8,7 +8,7 @@ export { TokenError, isTokenError, wwwAuthenticate, TOKEN_ERROR_CODES, type Toke
 export { protectedResourceMetadata, protectedResourceMetadataUrl, DPOP_ALGORITHMS, type ProtectedResourceMetadata } from './metadata.ts';
 export { AccessTokenVerifier, actChainOf, certificateThumbprint, ACCESS_TOKEN_ALGORITHMS, CLAIM_IDENTITY } from './verifier.ts';
 export { DpopNonces, verifyDpopProof, normalizeHtu } from './dpop.ts';
-export { ClientService, clientCreateSchema, CLIENT_AUTH_METHODS, spiffeId, type ClientCreate, type CreatedClient, type ClientAuthMethod } from './clients.ts';
+export { ClientService, clientCreateSchema, CLIENT_AUTH_METHODS, DELEGATIONS_SCOPE, spiffeId, type ClientCreate, type CreatedClient, type ClientAuthMethod } from './clients.ts';
 export { oauthConfigFrom, MAX_ACCESS_TOKEN_SECONDS, type OAuthConfig } from './config.ts';
 export { OAUTH_ROUTES, peerCertificate } from './provider.ts';
 export { seedOAuthDemo } from './demo.ts';

@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import Provider, { errors as oidcErrors } from 'oidc-provider';
 import { constantTimeEqual } from '../core/crypto.ts';
 import type { OAuthConfig } from './config.ts';
-import { hashClientSecret } from './clients.ts';
+import { DELEGATIONS_SCOPE, hashClientSecret } from './clients.ts';
 import { lookup } from 'node:dns/promises';
 import { isPrivateAddress } from './safe-fetch.ts';
 import { CLAIM_IDENTITY } from './verifier.ts';
@@ -176,10 +176,14 @@ export function buildProvider(deps: ProviderDependencies, devMode: boolean): Pro
         getResourceServerInfo: async (ctx: Ctx, resource: string, client: Ctx) => {
           if (!resourceIsValid(resource, devMode)) throw new oidcErrors.InvalidTarget('the resource must be an absolute https URL without a fragment');
           const info = await deps.clientInfo(client.clientId);
-          const requested = String(ctx.oidc.params?.scope ?? '').split(' ').filter(Boolean);
+          // At the token endpoint the code or refresh token carries what was asked at authorization (the
+          // request has no `scope`); oidc-provider then cuts it to the consented grant.
+          const source = ctx.oidc.entities?.AuthorizationCode ?? ctx.oidc.entities?.RefreshToken;
+          const requested = String(ctx.oidc.params?.scope ?? source?.scope ?? '').split(' ').filter(Boolean);
           // Identity clients may only ever get the scopes an admin gave them; others only what is asked
-          // (and, in the code flow, consented to).
-          const allowed = info?.identityId ? info.scopes : requested;
+          // (and, in the code flow, consented to). The self-service scope is never an agent's or workload's,
+          // even if a client stored before it was reserved lists it.
+          const allowed = info?.identityId ? info.scopes.filter((s) => s !== DELEGATIONS_SCOPE) : requested;
           return {
             scope: allowed.join(' '),
             audience: resource,

@@ -6,7 +6,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { z } from 'zod';
 import { constantTimeEqual } from '../../core/crypto.ts';
 import { MandateError } from '../../core/errors.ts';
-import { clientCreateSchema, OAUTH_ROUTES, protectedResourceMetadataUrl } from '../../oauth/index.ts';
+import { CLAIM_IDENTITY, clientCreateSchema, DELEGATIONS_SCOPE, OAUTH_ROUTES, protectedResourceMetadataUrl, TokenError } from '../../oauth/index.ts';
 import { federationIssuerSchema } from '../../oauth/federation.ts';
 import { CredentialService } from '../../authn/index.ts';
 import { authenticateClient } from '../../oauth/client-auth.ts';
@@ -176,7 +176,7 @@ export function registerOAuthRoutes(app: Hono<AppEnv>, api: Hono<AppEnv>, docs: 
       summary: `Create an OAuth client for a ${kind} (client_secret_basic secrets are shown once)`,
       body: clientCreateSchema,
       success: { status: 201, description: '{client_id, client_secret?, identity_id, token_endpoint_auth_method, scopes, tls_client_auth_san_uri?}' },
-      errors: [`${kind.toUpperCase()}_NOT_FOUND`, 'IDENTITY_NOT_ACTIVE', 'REQUEST_INVALID'],
+      errors: [`${kind.toUpperCase()}_NOT_FOUND`, 'IDENTITY_NOT_ACTIVE', 'REQUEST_INVALID', 'CLIENT_SCOPE_RESERVED'],
     });
     api.post(`/${kind}s/:id/clients`, async (c) => {
       const body = await readBody(c, clientCreateSchema);
@@ -239,21 +239,46 @@ export function registerOAuthRoutes(app: Hono<AppEnv>, api: Hono<AppEnv>, docs: 
   docs.add({ method: 'delete', path: '/api/v1/delegations/{id}', tag: 'oauth', summary: 'Revoke a delegation', success: { status: 200, description: 'The revoked delegation' }, errors: ['DELEGATION_NOT_FOUND'] });
   api.delete('/delegations/:id', async (c) => c.json(await oauth.delegations.revoke(c.req.param('id'), c.get('actor'))));
 
-  // Self-service for the human, with their own access token (audience: the issuer).
+  // Self-service for the human, with their own access token (audience: the issuer). The token must prove
+  // that the user is managing their own grants, not that someone holds a token for them: it names a human
+  // (`sub`), nobody acts for them (no `act`, RFC 8693 §4.1), its client belongs to no agent or workload (an
+  // agent's client holds the user's authorization-code token: with it the agent could list and revoke the
+  // user's grants to other agents) and is not disabled, and it carries DELEGATIONS_SCOPE, which the user
+  // consented to and identity clients can never obtain.
   const asHuman = async (c: Context): Promise<string> => {
+    let token: Awaited<ReturnType<typeof oauth.verifyAccessToken>>;
     try {
-      const token = await oauth.verifyAccessToken(
+      token = await oauth.verifyAccessToken(
         { authorization: c.req.header('authorization'), dpop: c.req.header('dpop'), method: c.req.method, url: `${oauth.issuer}${c.req.path}` },
         { audience: oauth.issuer },
       );
-      if (!token.userId || token.actChain.length > 0) throw new MandateError('AUTH_FORBIDDEN', 'only the human themself may manage their delegations', 403);
-      return token.userId;
     } catch (error) {
       if (isTokenError(error)) {
         c.header('WWW-Authenticate', wwwAuthenticate(error, { resourceMetadataUrl: protectedResourceMetadataUrl(oauth.issuer) }));
       }
       throw error;
     }
+    const holder = await oauth.clients.holder(token.clientId);
+    const reason = !token.userId
+      ? 'not_a_user'
+      : token.actChain.length > 0
+        ? 'delegated'
+        : token.claims[CLAIM_IDENTITY] !== undefined || token.identityId !== null || holder?.identityId
+          ? 'agent_client'
+          : holder?.disabled
+            ? 'client_disabled'
+            : undefined;
+    if (reason) {
+      await services.audit.append({ actor: `client:${token.clientId.slice(0, 200)}`, action: 'delegation.self_service', target: token.userId, outcome: 'deny', details: { reason, path: c.req.path } });
+      throw new MandateError('DELEGATION_SELF_SERVICE_FORBIDDEN', 'only the user themself, through a client of their own, may manage their delegations', 403, { reason });
+    }
+    if (!token.scopes.includes(DELEGATIONS_SCOPE)) {
+      // RFC 6750 §3.1: insufficient_scope, naming the scope that would do.
+      const error = new TokenError('TOKEN_SCOPE_INSUFFICIENT', `the access token lacks scope ${DELEGATIONS_SCOPE}`, { details: { missing: [DELEGATIONS_SCOPE] } });
+      c.header('WWW-Authenticate', wwwAuthenticate(error, { scope: DELEGATIONS_SCOPE, resourceMetadataUrl: protectedResourceMetadataUrl(oauth.issuer) }));
+      throw error;
+    }
+    return token.userId!;
   };
   // A Mandate resource server that describes the presented token: lets agents check their setup
   // (DPoP, mTLS, delegation chain) and exercises the very checks the gateway runs.
