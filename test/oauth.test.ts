@@ -143,6 +143,34 @@ describe.each(BACKENDS)('OAuth authorization server end to end (%s)', (backend) 
     expect(await auditRows(server, 'token.issue', (r) => r.outcome === 'deny' && r.target === created.client_id)).not.toHaveLength(0);
   });
 
+  it('RFC7662-2.1 a client whose agent is suspended or decommissioned cannot introspect (401 invalid_client); it can still revoke its own tokens', async () => {
+    const agent = await createAgent(server, owner.id, 'introspect-bot');
+    const created = await createClient(server, agent.id, { auth: 'client_secret_basic', scopes: ['tickets:read'] });
+    const config = await discover(issuer, created.client_id, client.ClientSecretBasic(created.client_secret));
+    const basic = `Basic ${Buffer.from(`${encodeURIComponent(created.client_id)}:${encodeURIComponent(created.client_secret!)}`).toString('base64')}`;
+    const post = (path: string, token: string) => fetch(`${issuer}${path}`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token }) });
+    const first = await client.clientCredentialsGrant(config, { resource: issuer });
+    const second = await client.clientCredentialsGrant(config, { resource: issuer });
+    expect(await (await post('/oauth/introspect', first.access_token)).json()).toMatchObject({ active: true, client_id: created.client_id });
+
+    await adminJson(server, 'POST', `/api/v1/agents/${agent.id}/suspend`, { reason: 'incident' });
+    const refused = await post('/oauth/introspect', first.access_token);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('www-authenticate')).toMatch(/^Basic/);
+    expect(await refused.json()).toEqual({ error: 'invalid_client', error_description: 'client authentication failed' });
+    expect(await auditRows(server, 'token.introspect', (r) => r.outcome === 'deny' && r.actor === `client:${created.client_id}`)).not.toHaveLength(0);
+
+    // Revoking its own token only reduces access: still allowed, and it holds after the agent is resumed.
+    expect((await post('/oauth/revoke', first.access_token)).status).toBe(200);
+    await adminJson(server, 'POST', `/api/v1/agents/${agent.id}/resume`, {});
+    expect(((await (await tokenInfo(first.access_token)).json()) as { code: string }).code).toBe('TOKEN_REVOKED');
+    expect(await (await post('/oauth/introspect', second.access_token)).json()).toMatchObject({ active: true });
+
+    await adminJson(server, 'POST', `/api/v1/agents/${agent.id}/decommission`, {});
+    expect((await post('/oauth/introspect', second.access_token)).status).toBe(401);
+    expect((await post('/oauth/revoke', second.access_token)).status).toBe(200);
+  });
+
   it('RFC7009 revocation: a revoked token is refused everywhere; a client cannot revoke another client\'s token', async () => {
     const agent = await createAgent(server, owner.id, 'revoke-bot');
     const a = await createClient(server, agent.id, { auth: 'client_secret_basic' });

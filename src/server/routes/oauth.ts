@@ -111,10 +111,24 @@ export function registerOAuthRoutes(app: Hono<AppEnv>, api: Hono<AppEnv>, docs: 
     return result.ok ? { admin: false, clientId: result.clientId } : undefined;
   };
 
+  /** Whether the agent or workload a client belongs to is active (clients without an identity: true). */
+  const identityActive = async (clientId: string): Promise<boolean> => {
+    const info = await oauth.clientInfo(clientId);
+    if (!info) return false;
+    return info.identityId === null || (await oauth.status.state(info.identityId)) === 'active';
+  };
+
   app.post(OAUTH_ROUTES.introspection, async (c) => {
     const form = await readForm(c);
     const who = await caller(c, form);
     if (!who) return oauthError(c, 401, 'invalid_client', 'client authentication failed');
+    // RFC 7662 §2.1 / §4: only an authenticated, authorized caller may introspect. A client whose agent or
+    // workload is suspended or decommissioned is no longer one (it gets no tokens either): it is answered
+    // as a failed client authentication, without saying why.
+    if (!who.admin && who.clientId !== null && !(await identityActive(who.clientId))) {
+      await services.audit.append({ actor: `client:${who.clientId}`, action: 'token.introspect', target: who.clientId, outcome: 'deny', details: { reason: 'the client\'s identity is not active' } });
+      return oauthError(c, 401, 'invalid_client', 'client authentication failed');
+    }
     if (typeof form.token !== 'string' || form.token.length === 0) return oauthError(c, 400, 'invalid_request', 'token is required');
     const result = await introspect(oauth.verifier, form.token);
     // §4: a client only learns about its own tokens (admins about any).
@@ -127,6 +141,9 @@ export function registerOAuthRoutes(app: Hono<AppEnv>, api: Hono<AppEnv>, docs: 
     const form = await readForm(c);
     const who = await caller(c, form);
     if (!who) return oauthError(c, 401, 'invalid_client', 'client authentication failed');
+    // Unlike introspection, a client of a suspended or decommissioned agent may still revoke its own
+    // tokens: revocation only ever reduces access (RFC 7009 §2.1 limits it to the client's own tokens),
+    // and cleaning up after an incident should not need the identity resumed first.
     if (typeof form.token !== 'string' || form.token.length === 0) return oauthError(c, 400, 'invalid_request', 'token is required');
     await revoke({ store: services.store, revocations: oauth.revocations, audit: services.audit, verifier: oauth.verifier }, form.token, who);
     return c.body(null, 200);
