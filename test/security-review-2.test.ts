@@ -74,3 +74,86 @@ describe('Cedar engine with hostile input', () => {
     expect(await decide()).toBe('allow');
   });
 });
+
+describe('entity hierarchy depth (long chains made imports quadratic)', () => {
+  const LIMIT = 64;
+  const chain = (type: string, n: number, top: { type: string; id: string }[] = []) =>
+    Array.from({ length: n }, (_, i) => ({ uid: { type, id: `c${i}` }, attrs: {}, parents: i + 1 < n ? [{ type, id: `c${i + 1}` }] : top }));
+  const stored = async (type: string) => (await s.services.store.db.selectFrom('policy_entities').select('id').where('type', '=', type).execute()).length;
+  const imports = async () => (await s.services.store.db.selectFrom('audit_events').select('seq').where('action', '=', 'policy.entities.import').execute()).length;
+  const isIn = async (principal: { type: string; id: string }, resource: { type: string; id: string }) =>
+    ((await (await s.api('POST', '/api/v1/decisions', { principal, action: { type: 'Action', id: 'x' }, resource })).json()) as { decision: string }).decision;
+
+  beforeAll(async () => {
+    expect((await s.api('PUT', '/api/v1/policies', { cedar: 'permit(principal, action, resource) when { principal in resource };' })).status).toBe(200);
+  });
+
+  it('refuses a chain one level over the limit with 400 ENTITY_HIERARCHY_TOO_DEEP and writes nothing', async () => {
+    await s.services.audit.flush();
+    const before = await imports();
+    const res = await s.api('POST', '/api/v1/entities', chain('Deep', LIMIT + 1));
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    const body = (await res.json()) as { code: string; entity: string; depth: number; limit: number };
+    expect(body).toMatchObject({ code: 'ENTITY_HIERARCHY_TOO_DEEP', entity: 'Deep::"c0"', depth: LIMIT + 1, limit: LIMIT });
+    expect(await stored('Deep')).toBe(0);
+    await s.services.audit.flush();
+    expect(await imports()).toBe(before);
+    // The 9,000-entity chain of the finding is refused at once instead of holding the event loop ~20 s.
+    const t0 = performance.now();
+    const long = await s.api('POST', '/api/v1/entities', chain('Deep', 9000));
+    expect(long.status).toBe(400);
+    expect(((await long.json()) as { code: string; depth: number }).depth).toBe(9000);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(await stored('Deep')).toBe(0);
+  });
+
+  it('accepts a chain exactly at the limit, and refuses a later import that hangs under it', async () => {
+    expect((await s.api('POST', '/api/v1/entities', chain('Deep', LIMIT))).status).toBe(200);
+    expect(await isIn({ type: 'Deep', id: 'c0' }, { type: 'Deep', id: `c${LIMIT - 1}` })).toBe('allow');
+    // The merged hierarchy (stored + batch) is what is measured, inside the transaction.
+    const leaf = await s.api('POST', '/api/v1/entities', [{ uid: { type: 'Leaf', id: 'l' }, attrs: {}, parents: [{ type: 'Deep', id: 'c0' }] }]);
+    expect(leaf.status).toBe(400);
+    expect(((await leaf.json()) as { code: string; entity: string }).entity).toBe('Leaf::"l"');
+    expect(await stored('Leaf')).toBe(0);
+    // An unrelated import still works.
+    expect((await s.api('POST', '/api/v1/entities', [{ uid: { type: 'Leaf', id: 'other' }, attrs: {}, parents: [] }])).status).toBe(200);
+  });
+
+  it('imports 5,000 entities three levels deep quickly', async () => {
+    const entities = [
+      ...Array.from({ length: 50 }, (_, i) => ({ uid: { type: 'Org', id: `o${i}` }, attrs: {}, parents: [] })),
+      ...Array.from({ length: 450 }, (_, i) => ({ uid: { type: 'Dept', id: `d${i}` }, attrs: {}, parents: [{ type: 'Org', id: `o${i % 50}` }] })),
+      ...Array.from({ length: 4500 }, (_, i) => ({ uid: { type: 'Person', id: `p${i}` }, attrs: { n: i }, parents: [{ type: 'Dept', id: `d${i % 450}` }, { type: 'Dept', id: `d${(i + 1) % 450}` }] })),
+    ];
+    const t0 = performance.now();
+    const res = await s.api('POST', '/api/v1/entities', { entities });
+    expect(res.status).toBe(200);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(await isIn({ type: 'Person', id: 'p451' }, { type: 'Org', id: 'o1' })).toBe('allow');
+  });
+
+  it('never refuses what is already stored or the registry: deep pre-limit data still loads, registry levels come on top', async () => {
+    // A chain written before the limit existed (straight into the table, as an older version would have).
+    const now = new Date().toISOString();
+    const old = chain('Old', LIMIT * 2);
+    await s.services.store.db.insertInto('policy_entities').values(old.map((e) => ({ type: 'Old', id: e.uid.id, json: JSON.stringify(e), updated_at: now }))).execute();
+    // An unrelated import reloads the imported entities: the old chain loads (it is not dropped) and is not
+    // what the import is measured by.
+    expect((await s.api('POST', '/api/v1/entities', [{ uid: { type: 'Leaf', id: 'after-old' }, attrs: {}, parents: [] }])).status).toBe(200);
+    expect(await isIn({ type: 'Old', id: 'c0' }, { type: 'Old', id: `c${LIMIT * 2 - 1}` })).toBe('allow');
+    // Hanging a batch under it is a write that deepens it: refused.
+    const under = await s.api('POST', '/api/v1/entities', [{ uid: { type: 'Leaf', id: 'under-old' }, attrs: {}, parents: [{ type: 'Old', id: 'c0' }] }]);
+    expect(((await under.json()) as { code: string }).code).toBe('ENTITY_HIERARCHY_TOO_DEEP');
+
+    // A chain at the limit under a registry human (Human → Group adds levels at decision time): the
+    // registry is projected without the limit, so changing the human or the group never fails.
+    const group = await s.services.identity.createGroup({ displayName: 'depth-group' }, 'test');
+    const human = (await (await s.api('POST', '/api/v1/humans', { email: 'depth@example.com', displayName: 'Depth', groups: [group.id] })).json()) as { id: string };
+    expect((await s.api('POST', '/api/v1/entities', chain('Reg', LIMIT - 1, [{ type: 'Human', id: human.id }]))).status).toBe(200);
+    expect(await isIn({ type: 'Reg', id: 'c0' }, { type: 'Group', id: group.id })).toBe('allow');
+    expect((await s.api('PATCH', `/api/v1/humans/${human.id}`, { department: 'eng' })).status).toBe(200);
+    expect(await isIn({ type: 'Reg', id: 'c0' }, { type: 'Group', id: group.id })).toBe('allow');
+    expect(await isIn({ type: 'Reg', id: 'c0' }, { type: 'Human', id: human.id })).toBe('allow');
+  });
+});

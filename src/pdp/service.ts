@@ -10,6 +10,7 @@ import {
   authorize,
   compilePolicySet,
   createEntityStore,
+  MAX_ENTITY_HIERARCHY_DEPTH,
   type AuthorizationRequest,
   type CompiledPolicySet,
   type Decision,
@@ -216,8 +217,10 @@ export class PdpService {
 
   /** Adds or replaces imported entities (Cedar entity JSON). All or nothing; audited. */
   async importEntities(entities: unknown[], actor: string, options: { replace?: boolean } = {}): Promise<{ imported: number }> {
-    // Validates shapes, duplicates and cycles before anything is written.
-    const parsed = createEntityStore(entities);
+    // Validates shapes, duplicates, cycles and depth before anything is written. The depth limit is
+    // checked here, on writes, and never when stored entities are loaded (see MAX_ENTITY_HIERARCHY_DEPTH).
+    const limits = { maxDepth: MAX_ENTITY_HIERARCHY_DEPTH };
+    const parsed = createEntityStore(entities, limits);
     const rows = [...parsed].map((e) => ({ type: e.uid.type, id: e.uid.id }));
     await this.#store.transaction(async (tx) => {
       // The hierarchy after this import must be acyclic as a whole, not only within the batch: an entity
@@ -228,7 +231,12 @@ export class PdpService {
         const incoming = new Set(rows.map((r) => `${r.type}\u0000${r.id}`));
         const stored = await tx.db.selectFrom('policy_entities').select(['type', 'id', 'json']).execute();
         const kept = stored.filter((r) => !incoming.has(`${r.type}\u0000${r.id}`)).map((r) => JSON.parse(r.json) as unknown);
-        if (kept.length > 0) createEntityStore([...kept, ...entities]);
+        // So must its depth: a batch that hangs a chain under already-imported entities is as deep as both.
+        // What is stored is loaded without the limit and only the batch and its descendants are measured,
+        // so entities stored before the limit existed neither fail here nor block unrelated imports. The
+        // registry adds a level or two around imported entities (Human → Group, principals → Role) and is
+        // never measured: it cannot be refused.
+        if (kept.length > 0) createEntityStore(kept).upsert(entities, limits);
       }
       if (options.replace) await tx.db.deleteFrom('policy_entities').execute();
       const now = new Date().toISOString();

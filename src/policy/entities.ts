@@ -100,6 +100,81 @@ function cycleError(key: string): MandateError {
   return new MandateError('POLICY_ENTITY_CYCLE', `entity hierarchy has a cycle containing ${key}`, 400, { entity: key });
 }
 
+/**
+ * The deepest entity hierarchy a write may create, counted in entities along the longest parent chain
+ * (an entity without parents is depth 1; a parent that is not an entity counts as one level).
+ *
+ * Why: each entity's transitive ancestor set is materialised so that `in` is a Set lookup at decision
+ * time, which makes a chain of n entities cost n²/2 set entries — one import of 9,000 entities in a
+ * single chain held the event loop for 20 s and took over a gigabyte. Real hierarchies (org charts,
+ * folder trees, role inheritance) are a dozen or two levels deep; 64 is far above them and keeps a chain's
+ * ancestor sets at most 63 entries each. Checked when entities are written (imports), never when stored
+ * entities are loaded: a store written before the limit existed still loads instead of leaving the
+ * imported entities out of every decision.
+ */
+export const MAX_ENTITY_HIERARCHY_DEPTH = 64;
+
+/**
+ * Depth (see `MAX_ENTITY_HIERARCHY_DEPTH`) of each of `keys` and of every ancestor reached from them:
+ * 1 + the deepest parent's, 1 for an entity `parentsOf` gives no parents. An iterative depth-first walk
+ * that memoises each entity's depth, so it visits every entity and parent edge once — linear whatever the
+ * shape, and no recursion for the stack to overflow on. Throws `POLICY_ENTITY_CYCLE` on a cycle (its depth
+ * would be infinite).
+ */
+export function hierarchyDepths(keys: Iterable<string>, parentsOf: (key: string) => readonly { readonly key: string }[] | undefined): Map<string, number> {
+  const depth = new Map<string, number>();
+  const onPath = new Set<string>();
+  interface Frame { key: string; parents: readonly { readonly key: string }[]; next: number; deepest: number }
+  for (const start of keys) {
+    if (depth.has(start)) continue;
+    const stack: Frame[] = [{ key: start, parents: parentsOf(start) ?? [], next: 0, deepest: 0 }];
+    onPath.add(start);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1] as Frame;
+      if (top.next < top.parents.length) {
+        const p = (top.parents[top.next++] as { key: string }).key;
+        const known = depth.get(p);
+        if (known !== undefined) {
+          if (known > top.deepest) top.deepest = known;
+        } else {
+          if (onPath.has(p)) throw cycleError(p);
+          onPath.add(p);
+          stack.push({ key: p, parents: parentsOf(p) ?? [], next: 0, deepest: 0 });
+        }
+        continue;
+      }
+      stack.pop();
+      onPath.delete(top.key);
+      const d = top.deepest + 1;
+      depth.set(top.key, d);
+      const below = stack[stack.length - 1];
+      if (below !== undefined && d > below.deepest) below.deepest = d;
+    }
+  }
+  return depth;
+}
+
+/** Throws `ENTITY_HIERARCHY_TOO_DEEP` (400), naming the deepest entity, when a chain is longer than `limit`. */
+function checkHierarchyDepth(keys: Iterable<string>, parentsOf: (key: string) => readonly EntityUid[] | undefined, limit: number): void {
+  let deepest: string | undefined;
+  let max = 0;
+  for (const [key, d] of hierarchyDepths(keys, parentsOf)) if (d > max) {
+    max = d;
+    deepest = key;
+  }
+  if (deepest !== undefined && max > limit) {
+    throw new MandateError('ENTITY_HIERARCHY_TOO_DEEP', `entity ${deepest} is ${max} levels deep in the entity hierarchy (at most ${limit})`, 400, { entity: deepest, depth: max, limit });
+  }
+}
+
+export interface UpsertOptions {
+  /**
+   * Refuse (before anything changes) when the hierarchy after this change would be deeper than this:
+   * pass `MAX_ENTITY_HIERARCHY_DEPTH` when writing what a caller sent; leave it out when loading.
+   */
+  maxDepth?: number | undefined;
+}
+
 export class EntityStore implements EntityLookup {
   readonly #entities = new Map<string, EntityData>();
   /** parent key → keys of entities listing it as a parent, to find descendants on change. */
@@ -125,7 +200,7 @@ export class EntityStore implements EntityLookup {
    * Adds or replaces entities (all or nothing). A duplicate uid within one call is an error, as in
    * cedar-wasm; ancestors of the changed entities and of all their descendants are recomputed.
    */
-  upsert(entities: readonly unknown[]): void {
+  upsert(entities: readonly unknown[], options: UpsertOptions = {}): void {
     const parsed = new Map<string, Parsed>();
     entities.forEach((raw, i) => {
       const p = parseEntity(raw, `entities[${i}]`, false);
@@ -134,15 +209,15 @@ export class EntityStore implements EntityLookup {
       }
       parsed.set(p.uid.key, p);
     });
-    this.#apply(parsed, []);
+    this.#apply(parsed, [], options.maxDepth);
   }
 
   /** Removes entities by uid; unknown uids are ignored. */
   remove(uids: readonly EntityUidJson[]): void {
-    this.#apply(new Map(), uids.map((u, i) => uidFromJson(u, `uids[${i}]`).key));
+    this.#apply(new Map(), uids.map((u, i) => uidFromJson(u, `uids[${i}]`).key), undefined);
   }
 
-  #apply(changed: Map<string, Parsed>, removed: string[]): void {
+  #apply(changed: Map<string, Parsed>, removed: string[], maxDepth: number | undefined): void {
     const affected = new Set<string>([...changed.keys(), ...removed]);
     // Descendants (through the current hierarchy) whose ancestor sets may change.
     const queue = [...affected];
@@ -160,6 +235,8 @@ export class EntityStore implements EntityLookup {
       if (removedSet.has(key)) return undefined;
       return this.#entities.get(key)?.parents;
     };
+    // Before any ancestor set is built: that is the cost the limit bounds (linear check).
+    if (maxDepth !== undefined) checkHierarchyDepth(affected, parentsOf, maxDepth);
     const next = new Map<string, EntityData>();
     for (const key of affected) {
       if (removedSet.has(key) && !changed.has(key)) continue;
@@ -262,7 +339,7 @@ class OverlayView implements EntityLookup {
 }
 
 /** Builds a store from cedar-wasm entity JSON (an array, or its JSON text). */
-export function createEntityStore(entities: readonly unknown[] | string = []): EntityStore {
+export function createEntityStore(entities: readonly unknown[] | string = [], options: UpsertOptions = {}): EntityStore {
   const store = new EntityStore();
   let list: unknown = entities;
   if (typeof entities === 'string') {
@@ -273,7 +350,7 @@ export function createEntityStore(entities: readonly unknown[] | string = []): E
     }
   }
   if (!Array.isArray(list)) throw new MandateError('POLICY_ENTITIES_INVALID', 'entities must be a JSON array', 400);
-  store.upsert(list);
+  store.upsert(list, options);
   return store;
 }
 

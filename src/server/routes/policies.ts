@@ -62,7 +62,7 @@ export function registerPolicyRoutes(api: Hono<AppEnv>, docs: OpenApiRegistry, s
   });
 
   const entitiesBody = z.union([z.array(z.unknown()).max(100_000), z.object({ entities: z.array(z.unknown()).max(100_000), replace: z.boolean().optional() }).strict()]);
-  docs.add({ method: 'post', path: '/api/v1/entities', tag: 'policy', summary: 'Import Cedar entities (cedar-wasm entity JSON; {entities, replace} to replace all imported ones)', body: entitiesBody, success: { status: 200, description: '{imported}' }, errors: ['POLICY_ENTITIES_INVALID'] });
+  docs.add({ method: 'post', path: '/api/v1/entities', tag: 'policy', summary: 'Import Cedar entities (cedar-wasm entity JSON; {entities, replace} to replace all imported ones)', body: entitiesBody, success: { status: 200, description: '{imported}' }, errors: ['POLICY_ENTITIES_INVALID', 'POLICY_ENTITY_CYCLE', 'ENTITY_HIERARCHY_TOO_DEEP'] });
   api.post('/entities', async (c) => {
     const body = await readBody(c, entitiesBody);
     const { entities, replace } = Array.isArray(body) ? { entities: body, replace: false } : body;
