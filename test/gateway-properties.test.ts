@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoUpstream, type DemoUpstream } from '../src/gateway/index.ts';
+import { postRaw } from './support/raw-post.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 
 /** Malformed input to every gateway endpoint gets a 4xx with a code (or a JSON-RPC error), never a 5xx. */
@@ -96,8 +97,19 @@ describe('MCP endpoint under malformed input', () => {
     const message = fc.record({
       jsonrpc: fc.constant('2.0'),
       id: fc.oneof(fc.integer(), fc.string({ maxLength: 10 })),
-      method: fc.constantFrom('tools/call', 'resources/read', 'prompts/get', 'tools/list', 'ping', 'x/unknown'),
-      params: fc.oneof(fc.constant(undefined), fc.record({ name: fc.oneof(fc.constantFrom('echo', 'hold', 'nope'), fc.string({ maxLength: 20 })), arguments: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue()), uri: fc.string({ maxLength: 30 }) }, { requiredKeys: [] })),
+      method: fc.constantFrom('tools/call', 'resources/read', 'prompts/get', 'completion/complete', 'tools/list', 'ping', 'x/unknown'),
+      params: fc.oneof(
+        fc.constant(undefined),
+        fc.record(
+          {
+            name: fc.oneof(fc.constantFrom('echo', 'hold', 'nope'), fc.string({ maxLength: 20 })),
+            arguments: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue()),
+            uri: fc.string({ maxLength: 30 }),
+            ref: fc.oneof(fc.jsonValue(), fc.record({ type: fc.constantFrom('ref/prompt', 'ref/resource', 'x'), name: fc.string({ maxLength: 10 }), uri: fc.string({ maxLength: 10 }) }, { requiredKeys: [] })),
+          },
+          { requiredKeys: [] },
+        ),
+      ),
     });
     await fc.assert(
       fc.asyncProperty(fc.oneof(message, fc.array(message, { minLength: 1, maxLength: 3 })), async (m) => {
@@ -108,6 +120,33 @@ describe('MCP endpoint under malformed input', () => {
       { numRuns: 80 },
     );
     expect(upstream.calls.some((c) => c.tool === 'hold')).toBe(false);
+  });
+
+  it('an oversized body is refused with 413 before it is read (Content-Length or chunked), and the connection is closed', async () => {
+    const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x'.repeat(2 * 1024 * 1024) } } });
+    for (const chunked of [false, true]) {
+      const refused = await postRaw(`${server.url}/mcp/demo`, accessToken, big, 'application/json', { chunked });
+      expect(refused.status).toBe(413);
+      expect(JSON.parse(refused.body)).toMatchObject({ code: 'REQUEST_TOO_LARGE' });
+    }
+    // The next request (same client agent, so a kept-alive connection would be reused) is answered, not
+    // stuck behind the unread body: here the upstream's 406 for the missing Accept header, passed back.
+    const next = await postRaw(`${server.url}/mcp/demo`, accessToken, JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'p', version: '1' } } }));
+    expect(next.status).toBe(406);
+  });
+
+  it('arbitrary path segments after /mcp/: 4xx with a code, never 5xx', async () => {
+    expect(((await (await fetch(`${server.url}/mcp/%ZZ`, { method: 'POST' })).json()) as { code: string }).code).toBe('REQUEST_PATH_INVALID');
+    expect(((await (await fetch(`${server.url}/mcp/de%00mo`, { method: 'POST' })).json()) as { code: string }).code).toBe('REQUEST_PATH_INVALID');
+    await fc.assert(
+      fc.asyncProperty(fc.stringMatching(/^[\x21-\x7e]{1,40}$/), fc.constantFrom('GET', 'POST', 'DELETE', 'PUT'), async (segment, method) => {
+        const response = await fetch(`${server.url}/mcp/${segment.replaceAll('#', '%23').replaceAll('?', '%3F')}`, { method, headers: { authorization: `Bearer ${accessToken}` }, ...(method === 'POST' && { body: '{}' }) });
+        const text = await response.text();
+        expect(response.status, `${method} /mcp/${segment} → ${text}`).toBeGreaterThanOrEqual(400);
+        expect(response.status, `${method} /mcp/${segment} → ${text}`).toBeLessThan(500);
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('arbitrary session ids and Authorization headers: 4xx', async () => {

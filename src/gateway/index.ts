@@ -1,7 +1,7 @@
 /** The MCP gateway: the policy enforcement point in front of upstream MCP servers. See docs/gateway.md. */
 export { Gateway, type GatewayDependencies } from './gateway.ts';
 export { oauthAuthenticator } from './authenticator.ts';
-export { GatewayProxy, type AgentAuthenticator, problemResponse } from './proxy.ts';
+export { GatewayProxy, type AgentAuthenticator, type ProxyRequest, problemResponse } from './proxy.ts';
 export { UpstreamRegistry, GATEWAY_REGISTRY_CHANGED, SERVER_NAME, LABEL, type ServerInput } from './registry.ts';
 export { ApprovalService, GATEWAY_APPROVAL_DECIDED, APPROVAL_WEBHOOK_SECRET, type Approval, type ApprovalStatus } from './approvals.ts';
 export { KillSwitch, type KillSelector } from './kill-switch.ts';

@@ -19,6 +19,20 @@ import type { GatewayCaller, McpAction, UpstreamServer } from './types.ts';
 import { httpEndpoint, StdioBridge, type UpstreamEndpoint } from './upstream.ts';
 import { linkedSignal } from './linked-signal.ts';
 
+/**
+ * What the proxy reads of an agent's request: a WHATWG Request has all of it, and so does the lean
+ * adapter over Node's request that serves `/mcp` (src/server/mcp-listener.ts).
+ */
+export interface ProxyRequest {
+  readonly method: string;
+  /** The absolute URL the request was received at. */
+  readonly url: string;
+  readonly headers: { get(name: string): string | null };
+  /** Aborted when the agent goes away before the answer is complete. */
+  readonly signal: AbortSignal;
+  text(): Promise<string>;
+}
+
 /** Verifies the agent's access token for one gateway resource; throws a TokenError (401/403) when it cannot. */
 export type AgentAuthenticator = (
   request: { authorization: string | undefined; dpop: string | undefined; method: string; url: string; clientCertificate?: X509Certificate | undefined },
@@ -116,7 +130,7 @@ export class GatewayProxy {
    * `clientCertificate`: the TLS client certificate of the connection, when Mandate terminates mutual TLS
    * itself (certificate-bound tokens, RFC 8705 §3).
    */
-  async handle(request: Request, serverName: string, clientAddress: string | undefined, clientCertificate?: X509Certificate): Promise<Response> {
+  async handle(request: ProxyRequest, serverName: string, clientAddress: string | undefined, clientCertificate?: X509Certificate): Promise<Response> {
     const started = performance.now();
     const d = this.#d;
     const settings = d.settings.current;
@@ -269,7 +283,7 @@ export class GatewayProxy {
    * waits (when it sent a progress token, so SDK clients can keep the request alive), then the upstream's
    * answer, or the refusal, as events on that stream.
    */
-  async #decideStreaming(request: Request, session: GatewaySession, ownerId: string, action: McpAction, message: RpcMessage, text: string, clientAddress: string | undefined, started: number): Promise<Response> {
+  async #decideStreaming(request: ProxyRequest, session: GatewaySession, ownerId: string, action: McpAction, message: RpcMessage, text: string, clientAddress: string | undefined, started: number): Promise<Response> {
     let waiting: (approvalId: string) => void = () => undefined;
     const approvalCreated = new Promise<string>((resolve) => (waiting = resolve));
     const decided = this.#decide(session, ownerId, action, message, clientAddress, started, [], request.signal, (approvalId) => waiting(approvalId));
@@ -411,7 +425,7 @@ export class GatewayProxy {
   }
 
   /** Sends the (rewritten) request upstream and streams the answer back, inspecting what it must. */
-  async #forward(request: Request, session: GatewaySession, body: string | undefined, pending: Pending[], started: number): Promise<Response> {
+  async #forward(request: ProxyRequest, session: GatewaySession, body: string | undefined, pending: Pending[], started: number): Promise<Response> {
     const d = this.#d;
     const server = d.registry.server(session.server);
     const headers = new Headers();
@@ -646,7 +660,7 @@ function relay(body: ReadableStream<Uint8Array>, rewriter: SseRewriter | undefin
  * The URL as the agent called it (for DPoP `htu`, RFC 9449 §4.3): behind a TLS-terminating proxy the
  * request Mandate sees is http://…, so when the Host is the public one the public URL's scheme is used.
  */
-function externalUrl(request: Request, publicUrl: string): string {
+function externalUrl(request: ProxyRequest, publicUrl: string): string {
   const url = new URL(request.url);
   const pub = new URL(publicUrl);
   return url.host === pub.host ? `${pub.origin}${url.pathname}${url.search}` : request.url;

@@ -1,7 +1,9 @@
-import { serve, type ServerType } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../core/config.ts';
 import { createApp, type MandateApp } from './app.ts';
+import { mcpListener } from './mcp-listener.ts';
 import { createServices, type Services } from './services.ts';
 
 export interface RunningServer {
@@ -15,9 +17,19 @@ export interface RunningServer {
 export async function startServer(config: Config, services?: Services): Promise<RunningServer> {
   // Listen first so that a server on port 0 knows its URL (the OAuth issuer) before routes are built.
   // `env` carries the raw Node request/response ({incoming, outgoing}): oidc-provider is mounted on them.
-  const routing: { handler?: (request: Request, env: unknown) => Response | Promise<Response> } = {};
-  const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: (request: Request, env: unknown) => (routing.handler ? routing.handler(request, env) : new Response('starting', { status: 503 })), port: config.port, hostname: config.host }, () => resolve(s));
+  // `/mcp/{server}` is served by Node's listener directly (mcp-listener.ts); everything else by hono.
+  const routing: { handler?: (request: Request, env: unknown) => Response | Promise<Response>; mcp?: (req: IncomingMessage, res: ServerResponse) => boolean } = {};
+  const honoListener = getRequestListener((request: Request, env: unknown) => (routing.handler ? routing.handler(request, env) : new Response('starting', { status: 503 })), { hostname: config.host });
+  const server = createServer((req, res) => {
+    if (routing.mcp?.(req, res)) return;
+    void honoListener(req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -34,6 +46,7 @@ export async function startServer(config: Config, services?: Services): Promise<
     throw error;
   }
   routing.handler = (request, env) => mandate.app.fetch(request, env);
+  routing.mcp = mcpListener({ proxy: ready.gateway.proxy, maxBodyBytes: config.maxBodyBytes, logger: ready.logger });
   return {
     url,
     services: ready,

@@ -1,0 +1,158 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { MandateError } from '../core/errors.ts';
+import { problemResponse, type GatewayProxy, type ProxyRequest } from '../gateway/index.ts';
+
+/**
+ * `/mcp/{server}` served straight from Node's request listener, ahead of hono: every agent request goes
+ * through the gateway, and the WHATWG Request/Response adaptation of @hono/node-server (headers copied,
+ * body re-wrapped, the answer piped back through another web stream) was a large share of the work a
+ * gateway hop costs. Everything the hono route does is done here too: the same path rules (one
+ * percent-decoded segment, no NUL), the same body limit, the same proxy. Other paths return `false` and
+ * go to hono, as does `/mcp/{server}` on the mTLS listener.
+ */
+export function mcpListener(deps: { proxy: GatewayProxy; maxBodyBytes: number; logger: Logger }): (req: IncomingMessage, res: ServerResponse) => boolean {
+  return (req, res) => {
+    const url = req.url ?? '';
+    if (!url.startsWith('/mcp/')) return false;
+    const query = url.indexOf('?');
+    const segment = (query < 0 ? url : url.slice(0, query)).slice('/mcp/'.length);
+    // `/mcp/` itself, deeper paths and the like are hono's (a 404, as before).
+    if (segment.length === 0 || segment.includes('/')) return false;
+    void serve(req, res, segment, deps);
+    return true;
+  };
+}
+
+async function serve(req: IncomingMessage, res: ServerResponse, segment: string, deps: { proxy: GatewayProxy; maxBodyBytes: number; logger: Logger }): Promise<void> {
+  let response: Response;
+  try {
+    let server: string;
+    try {
+      server = decodeURIComponent(segment);
+    } catch {
+      throw new MandateError('REQUEST_PATH_INVALID', 'the path has a malformed percent-escape', 400);
+    }
+    if (server.includes('\u0000')) throw new MandateError('REQUEST_PATH_INVALID', 'the path must not contain the NUL character', 400);
+    const socket = req.socket as TLSSocket;
+    // Mutual TLS terminated here: certificate-bound tokens are checked against the connection's certificate.
+    const certificate = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
+    response = await deps.proxy.handle(new NodeProxyRequest(req, res, deps.maxBodyBytes), server, socket.remoteAddress, certificate);
+  } catch (error) {
+    if (error instanceof MandateError) {
+      response = problemResponse(error);
+      // An unread body stays behind: end the connection rather than parse it as the next request.
+      if (error.code === 'REQUEST_TOO_LARGE') response.headers.set('connection', 'close');
+    } else {
+      deps.logger.error({ err: error, path: '/mcp' }, 'request failed');
+      response = problemResponse(new MandateError('INTERNAL', 'internal error', 500));
+    }
+  }
+  await writeResponse(res, response);
+}
+
+/** Node's request as the proxy reads it. */
+class NodeProxyRequest implements ProxyRequest {
+  readonly #req: IncomingMessage;
+  readonly #maxBodyBytes: number;
+  readonly #abort = new AbortController();
+  readonly method: string;
+  readonly url: string;
+  readonly headers: { get(name: string): string | null };
+
+  constructor(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number) {
+    this.#req = req;
+    this.#maxBodyBytes = maxBodyBytes;
+    this.method = req.method ?? 'GET';
+    // Plain HTTP: the mTLS listener is served by hono. Node refuses HTTP/1.1 requests without Host.
+    this.url = `http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`;
+    const raw = req.headers;
+    this.headers = {
+      get: (name) => {
+        const value = raw[name.toLowerCase()];
+        return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
+      },
+    };
+    // The agent hung up before the answer was complete.
+    res.once('close', () => {
+      if (!res.writableFinished) this.#abort.abort();
+    });
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  /** The body as text (UTF-8, a leading BOM dropped, as WHATWG `text()`), within the body limit. */
+  text(): Promise<string> {
+    const req = this.#req;
+    const tooLarge = () => new MandateError('REQUEST_TOO_LARGE', `request body exceeds ${this.#maxBodyBytes} bytes`, 413);
+    // Without Transfer-Encoding the body is exactly Content-Length bytes (RFC 9112 §6.3): refuse before reading.
+    if (req.headers['transfer-encoding'] === undefined && Number(req.headers['content-length'] ?? 0) > this.#maxBodyBytes) return Promise.reject(tooLarge());
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const onData = (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > this.#maxBodyBytes) {
+          req.off('data', onData);
+          req.pause();
+          reject(tooLarge());
+          return;
+        }
+        chunks.push(chunk);
+      };
+      req.on('data', onData);
+      req.once('end', () => resolve(new TextDecoder().decode(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))));
+      req.once('error', reject);
+      req.once('close', () => {
+        if (!req.complete) reject(new MandateError('REQUEST_ABORTED', 'the client closed the request before sending its body', 400));
+      });
+    });
+  }
+}
+
+/** Writes a WHATWG Response to Node's response, streaming its body chunk by chunk with back-pressure. */
+async function writeResponse(res: ServerResponse, response: Response): Promise<void> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    headers[name] = value;
+  });
+  if (res.destroyed) {
+    await response.body?.cancel().catch(() => undefined);
+    return;
+  }
+  res.writeHead(response.status, headers);
+  const body = response.body;
+  if (body === null) {
+    res.end();
+    return;
+  }
+  // An event stream's headers go out at once: the client waits for them before the first event.
+  if (headers['content-type']?.startsWith('text/event-stream')) res.flushHeaders();
+  const reader = body.getReader();
+  const cancel = () => void reader.cancel().catch(() => undefined);
+  res.once('close', cancel);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (res.destroyed) return;
+      if (!res.write(value)) await new Promise<void>((resolve) => {
+        const go = () => {
+          res.off('drain', go);
+          res.off('close', go);
+          resolve();
+        };
+        res.once('drain', go);
+        res.once('close', go);
+      });
+    }
+    res.end();
+  } catch {
+    res.destroy();
+  } finally {
+    res.off('close', cancel);
+  }
+}
