@@ -21,22 +21,67 @@ for (const [net, prefix] of [
 ] as const)
   PRIVATE.addSubnet(net, prefix, 'ipv4');
 for (const [net, prefix] of [
-  ['::', 128],
-  ['::1', 128],
+  // IPv4-compatible (RFC 4291 §2.5.5.1, deprecated; includes :: and ::1): nothing legitimate lives there,
+  // and a stack that still routes them reaches the embedded IPv4 address.
+  ['::', 96],
+  // IPv4-translated (SIIT, RFC 2765 §2.1): reaches whatever IPv4 address the translator maps it to.
+  ['::ffff:0:0:0', 96],
+  // NAT64 (RFC 6052 §2.1 well-known prefix, RFC 8215 local-use prefix): refused as a whole, since the
+  // translator may be local and reaches the embedded IPv4 address from inside the network. On a NAT64-only
+  // network, MANDATE_FEDERATION_ALLOW_PRIVATE_NETWORKS lifts the guard.
   ['64:ff9b::', 96],
+  ['64:ff9b:1::', 48],
+  ['100::', 64], // discard-only (RFC 6666)
+  ['2001::', 32], // Teredo (RFC 4380): the client's IPv4 address is embedded, obfuscated
+  ['2001:db8::', 32], // documentation (RFC 3849)
   ['fc00::', 7],
   ['fe80::', 10],
+  ['fec0::', 10], // site-local (RFC 3879, deprecated)
   ['ff00::', 8],
 ] as const)
   PRIVATE.addSubnet(net, prefix, 'ipv6');
 
+/** The eight 16-bit groups of an IPv6 address Node accepts (any spelling: `::`, embedded dotted IPv4, zone id). */
+function ipv6Groups(address: string): number[] | undefined {
+  const text = address.split('%')[0]!;
+  if (isIP(text) !== 6) return undefined;
+  const groupsOf = (part: string): number[] =>
+    part === ''
+      ? []
+      : part.split(':').flatMap((piece) => {
+          if (!piece.includes('.')) return [parseInt(piece, 16)];
+          const [a, b, c, d] = piece.split('.').map(Number) as [number, number, number, number];
+          return [(a << 8) | b, (c << 8) | d];
+        });
+  const gap = text.indexOf('::');
+  let groups: number[];
+  if (gap < 0) groups = groupsOf(text);
+  else {
+    const left = groupsOf(text.slice(0, gap));
+    const right = groupsOf(text.slice(gap + 2));
+    groups = [...left, ...new Array<number>(Math.max(0, 8 - left.length - right.length)).fill(0), ...right];
+  }
+  // isIP has validated the spelling; this only guards the arithmetic above.
+  return groups.length === 8 && groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff) ? groups : undefined;
+}
+
+const dotted = (high: number, low: number) => `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+
+/**
+ * True when a server-side fetch must not connect to `address` (SSRF guard). Anything that is not a valid IP
+ * address is private (fail closed). IPv6 forms that carry an IPv4 address are judged by that address:
+ * IPv4-mapped `::ffff:a.b.c.d` in any spelling (RFC 4291 §2.5.5.2) and 6to4 `2002:AABB:CCDD::/48`
+ * (RFC 3056 §2); IPv4-compatible, IPv4-translated, NAT64 and Teredo addresses are refused as a whole.
+ */
 export function isPrivateAddress(address: string): boolean {
-  // IPv4-mapped IPv6 (::ffff:a.b.c.d) is judged by its IPv4 address.
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return isPrivateAddress(mapped[1]!);
   const family = isIP(address);
-  if (family === 0) return true;
-  return PRIVATE.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  if (family === 4) return PRIVATE.check(address, 'ipv4');
+  const groups = ipv6Groups(address);
+  if (!groups) return true;
+  const [g0, g1, g2, g3, g4, g5, g6, g7] = groups as [number, number, number, number, number, number, number, number];
+  if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0 && g5 === 0xffff) return isPrivateAddress(dotted(g6, g7));
+  if (g0 === 0x2002) return isPrivateAddress(dotted(g1, g2));
+  return PRIVATE.check(groups.map((g) => g.toString(16)).join(':'), 'ipv6');
 }
 
 export interface SafeFetchOptions {
