@@ -360,6 +360,87 @@ describe.each(BACKENDS)('SCIM 2.0 provisioning on %s', (backend) => {
     expect(await auditLength(server)).toBe(before);
   });
 
+  it('RFC7644-3.12 refuses over-long string attributes with 400 invalidValue on POST, PUT and PATCH and writes nothing', async () => {
+    const long = (n: number) => 'x'.repeat(n);
+    const base = { schemas: [USER, ENTERPRISE], userName: 'bounded@example.com' };
+    // Exactly at each limit is accepted.
+    const created = await scim.json<{ id: string }>('POST', '/Users', {
+      ...base,
+      displayName: long(256),
+      externalId: long(256),
+      title: long(256),
+      name: { givenName: long(256), familyName: long(256), formatted: long(256) },
+      emails: [{ value: `${long(308)}@example.com`, primary: true }],
+      addresses: [{ formatted: long(1024) }],
+      [ENTERPRISE]: { department: long(256), employeeNumber: long(256) },
+    });
+    expect(created.status).toBe(201);
+    const { id } = created.body;
+    const group = await scim.json<{ id: string }>('POST', '/Groups', { schemas: [GROUP], displayName: long(256), externalId: long(256) });
+    expect(group.status).toBe(201);
+    const userBefore = (await scim.json('GET', `/Users/${id}`)).body;
+    const groupBefore = (await scim.json('GET', `/Groups/${group.body.id}`)).body;
+    const before = await auditLength(server);
+
+    const refused = async (method: string, path: string, body: unknown, attribute: string) => {
+      const response = await scim.json<{ detail: string; code: string }>(method, path, body);
+      expectScimError(response, 400, 'invalidValue');
+      expect(response.body.code).toBe('SCIM_INVALID_VALUE');
+      expect(response.body.detail, `${method} ${path} ${attribute}`).toContain(attribute);
+    };
+    // The finding: a 100,000-character givenName was stored.
+    await refused('POST', '/Users', { ...base, userName: 'other@example.com', name: { givenName: long(100_000) } }, 'name.givenName');
+    await refused('POST', '/Users', { ...base, userName: `${long(309)}@example.com` }, 'userName');
+    await refused('POST', '/Users', { ...base, userName: 'other@example.com', emails: [{ value: `${long(309)}@example.com` }] }, 'emails.value');
+    await refused('POST', '/Users', { ...base, userName: 'other@example.com', displayName: long(257) }, 'displayName');
+    await refused('POST', '/Users', { ...base, userName: 'other@example.com', name: { formatted: long(257) } }, 'name.formatted');
+    await refused('POST', '/Users', { ...base, userName: 'other@example.com', externalId: long(257) }, 'externalId');
+    await refused('POST', '/Users', { ...base, userName: 'other@example.com', title: long(257) }, 'title');
+    await refused('POST', '/Users', { ...base, userName: 'other@example.com', addresses: [{ streetAddress: long(1025) }] }, 'addresses.streetAddress');
+    await refused('POST', '/Users', { ...base, userName: 'other@example.com', phoneNumbers: [{ value: '1' }, { value: long(1025) }] }, 'phoneNumbers.value');
+    await refused('POST', '/Users', { ...base, userName: 'other@example.com', [ENTERPRISE]: { department: long(257) } }, 'department');
+    await refused('POST', '/Users', { ...base, userName: 'other@example.com', [ENTERPRISE]: { costCenter: long(257) } }, 'costCenter');
+    await refused('POST', '/Groups', { schemas: [GROUP], displayName: long(257) }, 'displayName');
+    await refused('POST', '/Groups', { schemas: [GROUP], displayName: 'Other', externalId: long(257) }, 'externalId');
+
+    await refused('PUT', `/Users/${id}`, { ...base, title: long(257) }, 'title');
+    await refused('PUT', `/Users/${id}`, { ...base, name: { givenName: long(100_000) } }, 'name.givenName');
+    await refused('PUT', `/Groups/${group.body.id}`, { schemas: [GROUP], displayName: long(257) }, 'displayName');
+
+    const patch = (path: string, value: unknown, op = 'replace') => ({ schemas: [PATCH], Operations: [{ op, path, value }] });
+    await refused('PATCH', `/Users/${id}`, patch('name.givenName', long(257)), 'name.givenName');
+    await refused('PATCH', `/Users/${id}`, patch('displayName', long(257)), 'displayName');
+    await refused('PATCH', `/Users/${id}`, patch('title', long(257), 'add'), 'title');
+    await refused('PATCH', `/Users/${id}`, patch('emails', [{ value: `${long(309)}@example.com`, type: 'home' }], 'add'), 'emails.value');
+    await refused('PATCH', `/Users/${id}`, patch(`${ENTERPRISE}:department`, long(257)), 'department');
+    await refused('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'replace', value: { nickName: long(257) } }] }, 'nickName');
+    await refused('PATCH', `/Groups/${group.body.id}`, patch('displayName', long(257)), 'displayName');
+    await refused('PATCH', `/Groups/${group.body.id}`, patch('externalId', long(257)), 'externalId');
+    // A refused operation takes the others of its request with it: the deactivation does not happen.
+    await refused('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'active', value: false }, { op: 'replace', path: 'title', value: long(257) }] }, 'title');
+
+    expect(await auditLength(server)).toBe(before);
+    expect((await scim.json('GET', `/Users/${id}`)).body).toEqual(userBefore);
+    expect((await scim.json('GET', `/Groups/${group.body.id}`)).body).toEqual(groupBefore);
+    expect((await scim.json<{ totalResults: number }>('GET', `/Users?${filterQuery('userName eq "other@example.com"')}`)).body.totalResults).toBe(0);
+  });
+
+  it('a value stored before the limits (or through the admin API) does not block later writes such as the leaver flow', async () => {
+    const created = await scim.json<{ id: string }>('POST', '/Users', { schemas: [USER], userName: 'grandfathered@example.com' });
+    const { id } = created.body;
+    // The admin API's `attributes` are free-form: a long SCIM title arrives this way (or from before the limits).
+    const title = 'y'.repeat(5000);
+    expect((await server.api('PATCH', `/api/v1/humans/${id}`, { attributes: { scim: { title } } })).status).toBe(200);
+    const kept = await scim.json<{ title: string; displayName: string }>('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'displayName', value: 'Kept' }] });
+    expect(kept.status).toBe(200);
+    expect(kept.body).toMatchObject({ title, displayName: 'Kept' });
+    // Only the stored value may stay: a different long one is still refused.
+    expectScimError(await scim.json('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'title', value: `${title}z` }] }), 400, 'invalidValue');
+    const leaver = await scim.json('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'active', value: false }] });
+    expect(leaver.status).toBe(200);
+    expect(leaver.body).toMatchObject({ active: false, title });
+  });
+
   it('RFC7644-3.14 honours If-Match and refuses a stale version with 412', async () => {
     const created = await scim.json<{ id: string; meta: { version: string } }>('POST', '/Users', { schemas: [USER], userName: 'etag@example.com' });
     const { id } = created.body;

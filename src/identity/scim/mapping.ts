@@ -1,7 +1,7 @@
 import { canonicalJson } from '../../core/canonical-json.ts';
 import { sha256Hex } from '../../core/crypto.ts';
 import type { Group, Human } from '../types.ts';
-import { ENTERPRISE_SCHEMA, GROUP_SCHEMA, MAX_MEMBERS, USER_SCHEMA } from './constants.ts';
+import { ENTERPRISE_SCHEMA, GROUP_SCHEMA, MAX_CERTIFICATE_LENGTH, MAX_EMAIL_LENGTH, MAX_MEMBERS, MAX_NAME_LENGTH, MAX_TEXT_LENGTH, USER_SCHEMA } from './constants.ts';
 import { fromClientInput, scimError } from './errors.ts';
 import { GroupSchema, UserSchema } from './schemas.ts';
 
@@ -34,19 +34,64 @@ export const SCIM_ATTRIBUTES_KEY = 'scim';
 /** User attributes Mandate maps to its own columns or never keeps; the rest of a SCIM User is stored as sent. */
 const MAPPED_USER_KEYS = ['schemas', 'id', 'meta', 'userName', 'displayName', 'active', 'externalId', 'password', 'groups', ENTERPRISE_SCHEMA];
 
-const MAX_NAME = 320;
-const MAX_TEXT = 1024;
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
 
 const isObject = (value: unknown): value is Json => value !== null && typeof value === 'object' && !Array.isArray(value);
 const invalidValue = (detail: string) => scimError('invalidValue', detail);
 
-function text(value: unknown, name: string, max: number): string | null {
+function text(value: unknown, name: string): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string') throw invalidValue(`${name} must be a string`);
   const trimmed = value.trim();
-  if (trimmed.length > max) throw invalidValue(`${name} is longer than ${max} characters`);
   return trimmed === '' ? null : trimmed;
+}
+
+/**
+ * Every string in a resource's current representation. A write may keep one of these even when it is over
+ * its limit: values stored before the limits existed (or through the admin API's free `attributes`) must
+ * not block every later PATCH of that User — least of all the leaver flow's `active: false`. Nothing can
+ * grow this way: only a value already stored passes.
+ */
+export function storedStrings(resource: Json | undefined): ReadonlySet<string> {
+  const out = new Set<string>();
+  const stack: unknown[] = resource === undefined ? [] : [resource];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value === 'string') out.add(value);
+    else if (Array.isArray(value)) stack.push(...value);
+    else if (isObject(value)) stack.push(...Object.values(value));
+  }
+  return out;
+}
+
+const NONE: ReadonlySet<string> = new Set();
+
+function checkLength(value: string | null, name: string, max: number, kept: ReadonlySet<string>): void {
+  if (value !== null && value.length > max && !kept.has(value)) throw invalidValue(`${name} is longer than ${max} characters`);
+}
+
+/** Top-level User attributes that are names (MAX_NAME_LENGTH); `name.*` and the enterprise extension's are too. */
+const NAME_ATTRIBUTES = new Set(['nickname', 'title', 'usertype', 'preferredlanguage', 'locale', 'timezone']);
+
+/** The limit for a string at `path` (attribute names as coerced; array positions left out). */
+function limitAt(path: readonly string[]): number {
+  const top = (path[0] ?? '').toLowerCase();
+  const leaf = (path[path.length - 1] ?? '').toLowerCase();
+  if (top === 'emails' && leaf === 'value') return MAX_EMAIL_LENGTH;
+  if (top === 'x509certificates' && leaf === 'value') return MAX_CERTIFICATE_LENGTH;
+  if (top === 'name' || top === ENTERPRISE_SCHEMA.toLowerCase() || (path.length === 1 && NAME_ATTRIBUTES.has(top))) return MAX_NAME_LENGTH;
+  return MAX_TEXT_LENGTH;
+}
+
+/** Checks every string of what is stored as sent (a User's `extra`) against its attribute's limit. */
+function checkStrings(resource: Json, kept: ReadonlySet<string>): void {
+  const stack: [unknown, string[]][] = [[resource, []]];
+  while (stack.length > 0) {
+    const [value, path] = stack.pop()!;
+    if (typeof value === 'string') checkLength(value, path.join('.').replace(`${ENTERPRISE_SCHEMA}.`, `${ENTERPRISE_SCHEMA}:`), limitAt(path), kept);
+    else if (Array.isArray(value)) for (const item of value) stack.push([item, path]);
+    else if (isObject(value)) for (const [key, item] of Object.entries(value)) stack.push([item, [...path, key]]);
+  }
 }
 
 const BOOLEAN_TEXT = /^(true|false)$/i;
@@ -69,27 +114,32 @@ export function normaliseUserQuirks(value: unknown, path = ''): unknown {
   return out;
 }
 
-/** Validates a SCIM User (RFC 7643 §4.1, with the enterprise extension §4.3) and maps it to a human. */
-export function userFromScim(body: unknown): UserState {
+/**
+ * Validates a SCIM User (RFC 7643 §4.1, with the enterprise extension §4.3) and maps it to a human.
+ * `current` is the User's representation before this write (PUT), whose values may be kept over the limits.
+ */
+export function userFromScim(body: unknown, current?: Json): UserState {
   if (!isObject(body)) throw scimError('invalidSyntax', 'the body must be a JSON object');
   const normalised = normaliseUserQuirks(body) as Json;
   // scimmy coerces to the schema: type checks, required userName, and drops read-only attributes (id, meta, groups).
   const coerced = fromClientInput('invalidValue', () => JSON.parse(JSON.stringify(new UserSchema(normalised, 'in'))) as Json);
-  return userFromCoerced(coerced);
+  return userFromCoerced(coerced, current);
 }
 
-/** Maps an already coerced SCIM User (from userFromScim or a PATCH result). */
-export function userFromCoerced(user: Json): UserState {
-  const userName = text(user.userName, 'userName', MAX_NAME);
+/** Maps an already coerced SCIM User (from userFromScim or a PATCH result, with the User before it as `current`). */
+export function userFromCoerced(user: Json, current?: Json): UserState {
+  const kept = current === undefined ? NONE : storedStrings(current);
+  const userName = text(user.userName, 'userName');
   if (!userName) throw invalidValue('userName is required');
+  checkLength(userName, 'userName', MAX_EMAIL_LENGTH, kept);
   const emails = Array.isArray(user.emails) ? user.emails.filter(isObject) : [];
   const primary = emails.find((e) => e.primary === true) ?? emails[0];
-  const email = text(primary?.value, 'emails.value', MAX_NAME) ?? (EMAIL.test(userName) ? userName : null);
+  const email = text(primary?.value, 'emails.value') ?? (EMAIL.test(userName) ? userName : null);
   if (!email) throw invalidValue('an email is required: send emails (one primary) or an email address as userName');
   if (!EMAIL.test(email)) throw invalidValue('the primary email is not an email address');
   const name = isObject(user.name) ? user.name : {};
   const fullName = [name.givenName, name.familyName].filter((part) => typeof part === 'string' && part.trim() !== '').join(' ');
-  const displayName = text(user.displayName, 'displayName', MAX_TEXT) ?? text(name.formatted, 'name.formatted', MAX_TEXT) ?? (fullName !== '' ? text(fullName, 'name', MAX_TEXT) : null) ?? userName;
+  const displayName = text(user.displayName, 'displayName') ?? text(name.formatted, 'name.formatted') ?? (fullName !== '' ? text(fullName, 'name') : null) ?? userName;
   const enterprise = isObject(user[ENTERPRISE_SCHEMA]) ? user[ENTERPRISE_SCHEMA] : {};
   const manager = isObject(enterprise.manager) ? enterprise.manager : {};
   const extra: Json = { ...user };
@@ -97,14 +147,23 @@ export function userFromCoerced(user: Json): UserState {
   for (const key of MAPPED_USER_KEYS) delete extra[key];
   const { department: _department, manager: _manager, ...restOfEnterprise } = enterprise;
   if (Object.keys(restOfEnterprise).length > 0) extra[ENTERPRISE_SCHEMA] = restOfEnterprise;
+  // What is stored: the mapped columns below and `extra` as sent (which holds every email, name part, …).
+  checkStrings(extra, kept);
+  checkLength(displayName, user.displayName === undefined ? 'displayName (made from name)' : 'displayName', MAX_NAME_LENGTH, kept);
+  const externalId = text(user.externalId, 'externalId');
+  checkLength(externalId, 'externalId', MAX_NAME_LENGTH, kept);
+  const department = text(enterprise.department, 'department');
+  checkLength(department, `${ENTERPRISE_SCHEMA}:department`, MAX_NAME_LENGTH, kept);
+  const managerId = text(manager.value, 'manager.value');
+  checkLength(managerId, `${ENTERPRISE_SCHEMA}:manager.value`, MAX_NAME_LENGTH, kept);
   return {
     userName,
     displayName,
     email: email.toLowerCase(),
-    externalId: text(user.externalId, 'externalId', MAX_TEXT),
+    externalId,
     active: typeof user.active === 'boolean' ? user.active : undefined,
-    department: text(enterprise.department, 'department', MAX_TEXT),
-    managerId: text(manager.value, 'manager.value', MAX_TEXT),
+    department,
+    managerId,
     extra,
   };
 }
@@ -152,16 +211,19 @@ export function userToScim(human: Human, context: UserContext): Json {
 }
 
 /** Validates a SCIM Group (RFC 7643 §4.2). Members must be Users: Mandate has no nested groups. */
-export function groupFromScim(body: unknown): GroupState {
+export function groupFromScim(body: unknown, current?: Json): GroupState {
   if (!isObject(body)) throw scimError('invalidSyntax', 'the body must be a JSON object');
   if (Array.isArray(body.members) && body.members.length > MAX_MEMBERS) throw invalidValue(`a group write may name at most ${MAX_MEMBERS} members`);
   const coerced = fromClientInput('invalidValue', () => JSON.parse(JSON.stringify(new GroupSchema(body, 'in'))) as Json);
-  return groupFromCoerced(coerced, 'members' in body);
+  return groupFromCoerced(coerced, 'members' in body, current);
 }
 
-export function groupFromCoerced(group: Json, membersStated = true): GroupState {
-  const displayName = text(group.displayName, 'displayName', MAX_TEXT);
+/** `current`: the Group before this write, whose values may be kept over the limits (see storedStrings). */
+export function groupFromCoerced(group: Json, membersStated = true, current?: Json): GroupState {
+  const kept = current === undefined ? NONE : storedStrings(current);
+  const displayName = text(group.displayName, 'displayName');
   if (!displayName) throw invalidValue('displayName is required');
+  checkLength(displayName, 'displayName', MAX_NAME_LENGTH, kept);
   let members: string[] | undefined;
   if (membersStated || group.members !== undefined) {
     const list = Array.isArray(group.members) ? group.members : [];
@@ -170,11 +232,14 @@ export function groupFromCoerced(group: Json, membersStated = true): GroupState 
     for (const member of list) {
       if (!isObject(member) || typeof member.value !== 'string' || member.value.trim() === '') throw invalidValue('every member needs a value (the id of a User)');
       if (typeof member.type === 'string' && member.type.toLowerCase() === 'group') throw invalidValue('nested groups are not supported: members must be Users');
+      checkLength(member.value.trim(), 'members.value', MAX_NAME_LENGTH, kept);
       ids.add(member.value.trim());
     }
     members = [...ids];
   }
-  return { displayName, externalId: text(group.externalId, 'externalId', MAX_TEXT), members };
+  const externalId = text(group.externalId, 'externalId');
+  checkLength(externalId, 'externalId', MAX_NAME_LENGTH, kept);
+  return { displayName, externalId, members };
 }
 
 /** The SCIM representation of a group (RFC 7643 §4.2); `names` gives members' display names. */

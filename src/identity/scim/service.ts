@@ -103,7 +103,7 @@ export class ScimService {
   async replaceUser(id: string, body: unknown, actor: string, ifMatch?: string): Promise<Json> {
     return this.#lock.run(`user:${id}`, async () => {
       const human = await this.#currentUser(id, ifMatch);
-      return this.#applyUser(human, userFromScim(body), actor);
+      return this.#applyUser(human, userFromScim(body, await this.#renderUser(human)), actor);
     });
   }
 
@@ -114,7 +114,7 @@ export class ScimService {
       const current = await this.#renderUser(human);
       const patched = await applyPatch('User', current, body);
       if (patched === current) return current;
-      return this.#applyUser(human, userFromCoerced(patched), actor);
+      return this.#applyUser(human, userFromCoerced(patched, current), actor);
     });
   }
 
@@ -162,7 +162,7 @@ export class ScimService {
   async replaceGroup(id: string, body: unknown, actor: string, ifMatch?: string): Promise<Json> {
     return this.#lock.run(`group:${id}`, async () => {
       const group = await this.#currentGroup(id, ifMatch);
-      return this.#applyGroup(group, groupFromScim(body), actor);
+      return this.#applyGroup(group, groupFromScim(body, await this.#renderGroup(group)), actor);
     });
   }
 
@@ -173,7 +173,7 @@ export class ScimService {
       const current = await this.#renderGroup(group);
       const patched = await applyPatch('Group', current, body);
       if (patched === current) return current;
-      return this.#applyGroup(group, groupFromCoerced(patched), actor);
+      return this.#applyGroup(group, groupFromCoerced(patched, true, current), actor);
     });
   }
 
