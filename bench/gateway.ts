@@ -4,7 +4,7 @@
  * Streamable HTTP, tools/call answered as SSE). The gateway verifies the agent's OAuth token, decides
  * with the active Cedar policy set (agent entity, tool labels, session labels), injects the upstream
  * credential, relays the SSE answer event by event and audits every call. A bare relay (no checks at
- * all) is measured too: the floor any second HTTP hop costs on this machine.
+ * all, node:http in, undici out) is measured too: the floor any second HTTP hop in Node costs here.
  *
  *   npm run bench:gateway
  *     MANDATE_BENCH_CALLS=2000 MANDATE_BENCH_CONCURRENCY=16 MANDATE_BENCH_BACKEND=sqlite|postgres
@@ -12,9 +12,10 @@
  *     MANDATE_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof"   (extra flags for Mandate's process)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { serve } from '@hono/node-server';
 import { Agent, request } from 'undici';
 import { loadConfig } from '../src/core/config.ts';
 import { startDemoUpstream } from '../src/gateway/demo-upstream.ts';
@@ -81,31 +82,33 @@ async function untilStdinCloses(): Promise<void> {
   await new Promise((resolve) => process.stdin.once('end', resolve));
 }
 
-/** The floor: a proxy that only relays bytes (same HTTP stack as Mandate: @hono/node-server and fetch). */
+/**
+ * The floor: a relay that checks nothing and copies bytes, on the leanest Node stack there is (node:http
+ * in, undici `request` out over a keep-alive pool, bodies piped): what any second HTTP hop in Node costs.
+ * The gateway uses the same two ends (a Node request listener for /mcp, undici towards upstreams).
+ */
 async function startBareProxy(target: string): Promise<{ url: string; close(): void }> {
-  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-    const s = serve(
-      {
-        port: 0,
-        hostname: '127.0.0.1',
-        fetch: async (request: Request) => {
-          const headers = new Headers();
-          for (const name of ['accept', 'content-type', 'mcp-protocol-version', 'mcp-session-id', 'authorization']) {
-            const value = request.headers.get(name);
-            if (value !== null) headers.set(name, value);
-          }
-          const body = request.method === 'POST' ? await request.text() : undefined;
-          const answer = await fetch(target, { method: request.method, headers, ...(body !== undefined && { body }) });
-          const out = new Headers(answer.headers);
-          out.delete('content-length');
-          out.delete('transfer-encoding');
-          return new Response(answer.body, { status: answer.status, headers: out });
-        },
+  const pool = new Agent({ connections: null, pipelining: 1 });
+  const forwarded = ['accept', 'content-type', 'mcp-protocol-version', 'mcp-session-id', 'authorization'];
+  const server = createServer((req, res) => {
+    const headers: Record<string, string> = {};
+    for (const name of forwarded) {
+      const value = req.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    const method = req.method === 'POST' || req.method === 'DELETE' ? req.method : 'GET';
+    request(target, { method, headers, body: method === 'POST' ? req : null, dispatcher: pool }).then(
+      (answer) => {
+        const out: Record<string, string | string[]> = {};
+        for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && name !== 'content-length' && name !== 'transfer-encoding' && name !== 'connection' && name !== 'keep-alive') out[name] = value;
+        res.writeHead(answer.statusCode, out);
+        answer.body.pipe(res);
       },
-      () => resolve(s),
+      () => res.writeHead(502).end(),
     );
   });
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/mcp`, close: () => void server.close() };
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, close: () => void server.close() };
 }
 
 const CALLS = Number(process.env.MANDATE_BENCH_CALLS ?? 2000);
