@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import { canonicalJson } from '../core/canonical-json.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
@@ -44,6 +44,12 @@ export class AuditLog {
   #queue: Pending[] = [];
   readonly #appendedListeners = new Set<() => void>();
   #flushing: Promise<void> | undefined;
+  /**
+   * The group commit's two statements, compiled once (the insert's text once per row count): building
+   * them with Kysely on every batch cost more main-thread time than the rest of the append.
+   */
+  #tailQuery: CompiledQuery | undefined;
+  readonly #insertTexts = new Map<number, string>();
 
   constructor(store: Store, keys: KeyRing, options: AuditLogOptions) {
     this.#store = store;
@@ -108,7 +114,8 @@ export class AuditLog {
 
   async #write(db: Transaction<Database>, inputs: AuditInput[]): Promise<AuditRecord[]> {
     if (this.#store.dialect === 'postgres') await sql`select pg_advisory_xact_lock(${LOCK_AUDIT_CHAIN})`.execute(db);
-    const last = await db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    this.#tailQuery ??= this.#store.db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).compile();
+    const last = (await db.executeQuery<{ seq: number; hash: string }>(this.#tailQuery)).rows[0];
     let seq = last?.seq ?? 0;
     let prevHash = last?.hash ?? GENESIS_HASH;
     const ts = this.#clock.now().toISOString();
@@ -128,22 +135,10 @@ export class AuditLog {
     }
     // Insert in chunks: both dialects cap the number of bound parameters in one statement.
     for (let i = 0; i < records.length; i += 500) {
-      await db
-        .insertInto('audit_events')
-        .values(
-          records.slice(i, i + 500).map((r, j) => ({
-            seq: r.seq,
-            ts: r.ts,
-            actor: r.actor,
-            action: r.action,
-            target: r.target,
-            outcome: r.outcome,
-            details: detailTexts[i + j]!,
-            prev_hash: r.prevHash,
-            hash: r.hash,
-          })),
-        )
-        .execute();
+      const chunk = records.slice(i, i + 500);
+      const parameters: unknown[] = [];
+      chunk.forEach((r, j) => parameters.push(r.seq, r.ts, r.actor, r.action, r.target, r.outcome, detailTexts[i + j]!, r.prevHash, r.hash));
+      await db.executeQuery(CompiledQuery.raw(this.#insertSql(chunk.length), parameters));
     }
     const due = records.filter((r) => r.seq % this.#checkpointEvery === 0);
     if (due.length > 0) {
@@ -165,6 +160,17 @@ export class AuditLog {
       }
     }
     return records;
+  }
+
+  /** `insert into audit_events (…) values (…), …` for `rows` rows, in the store's dialect. */
+  #insertSql(rows: number): string {
+    let text = this.#insertTexts.get(rows);
+    if (text === undefined) {
+      const placeholder = { seq: 0, ts: '', actor: '', action: '', target: null, outcome: '', details: '', prev_hash: '', hash: '' };
+      text = this.#store.db.insertInto('audit_events').values(Array.from({ length: rows }, () => placeholder)).compile().sql;
+      this.#insertTexts.set(rows, text);
+    }
+    return text;
   }
 
   async list(after: number, limit: number): Promise<{ items: AuditRecord[]; next: number | null }> {
