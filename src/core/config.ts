@@ -33,6 +33,12 @@ export const configSchema = z
     auditStreamMaxBackoffMs: z.coerce.number().int().min(10).max(3_600_000).default(30_000),
     /** Longest just-in-time grant any approval rule may allow, in seconds (default 8 hours). */
     jitMaxSeconds: z.coerce.number().int().min(60).max(90 * 86_400).default(8 * 3600),
+    /**
+     * Whether SCIM may change the members of groups that approve access (approval-rule stages, the MCP
+     * gateway's approver group). Off by default: a compromised identity provider must not be able to make
+     * someone an approver.
+     */
+    scimManagesApproverGroups: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(false),
   })
   .strict();
 
@@ -57,6 +63,7 @@ export interface Config {
   maxBodyBytes: number;
   auditStreamMaxBackoffMs: number;
   jitMaxSeconds: number;
+  scimManagesApproverGroups: boolean;
 }
 
 const ENV: Record<string, keyof ConfigInput> = {
@@ -76,6 +83,7 @@ const ENV: Record<string, keyof ConfigInput> = {
   MANDATE_MAX_BODY_BYTES: 'maxBodyBytes',
   MANDATE_AUDIT_STREAM_MAX_BACKOFF_MS: 'auditStreamMaxBackoffMs',
   MANDATE_JIT_MAX_SECONDS: 'jitMaxSeconds',
+  MANDATE_SCIM_MANAGES_APPROVER_GROUPS: 'scimManagesApproverGroups',
 };
 
 export function configFromEnvironment(env: NodeJS.ProcessEnv = process.env): ConfigInput {
@@ -150,6 +158,7 @@ export function loadConfig(...sources: ConfigInput[]): Config {
     maxBodyBytes: c.maxBodyBytes,
     auditStreamMaxBackoffMs: c.auditStreamMaxBackoffMs,
     jitMaxSeconds: c.jitMaxSeconds,
+    scimManagesApproverGroups: c.scimManagesApproverGroups,
   };
 }
 

@@ -32,6 +32,11 @@ export interface ScimServiceOptions {
   identity: IdentityService;
   /** Absolute base of the SCIM endpoints (`https://mandate.example.com/scim/v2`), for `meta.location` and `$ref`. */
   baseUrl: string;
+  /**
+   * Called before SCIM changes a group's members or deletes it; throws (a SCIM 403) when the group
+   * approves access and SCIM may not manage it (see `scimManagesApproverGroups`).
+   */
+  guardGroup?: (group: Group, change: 'members' | 'delete', actor: string) => Promise<void>;
 }
 
 const notFound = (kind: ScimResourceKind, id: string) => scimError(null, `${kind} ${id} not found`, 404);
@@ -47,9 +52,11 @@ export class ScimService {
   readonly #directory: ScimDirectory;
   readonly #baseUrl: string;
   readonly #lock = new KeyedLock();
+  readonly #guardGroup: NonNullable<ScimServiceOptions['guardGroup']>;
 
   constructor(options: ScimServiceOptions) {
     this.#identity = options.identity;
+    this.#guardGroup = options.guardGroup ?? (async () => undefined);
     this.#directory = new ScimDirectory(options.store);
     this.#baseUrl = options.baseUrl.replace(/\/+$/, '');
   }
@@ -179,7 +186,8 @@ export class ScimService {
 
   async deleteGroup(id: string, actor: string, ifMatch?: string): Promise<void> {
     await this.#lock.run(`group:${id}`, async () => {
-      await this.#currentGroup(id, ifMatch);
+      const group = await this.#currentGroup(id, ifMatch);
+      await this.#guardGroup(group, 'delete', actor);
       await this.#identity.deleteGroup(id, actor);
     });
   }
@@ -247,6 +255,7 @@ export class ScimService {
       const added = state.members.filter((m) => !before.has(m));
       const removed = group.members.filter((m) => !after.has(m));
       if (added.length > 0 || removed.length > 0) {
+        await this.#guardGroup(group, 'members', actor);
         await this.#requireMembers(added);
         // Apply the change as a delta to the freshest membership, so a concurrent writer's members survive.
         const fresh = (await this.#directory.group(group.id))?.members ?? group.members;

@@ -2,6 +2,7 @@ import { Hono, type Context } from 'hono';
 import { constantTimeEqual } from '../../core/crypto.ts';
 import type { MandateError } from '../../core/errors.ts';
 import { ERROR_SCHEMA, LIST_RESPONSE_SCHEMA, resourceTypeDocuments, SCIM_CONTENT_TYPE, schemaDocuments, scimError, ScimService, serviceProviderConfig } from '../../identity/scim/index.ts';
+import { approverGroupUses } from '../../governance/approver-groups.ts';
 import type { AppEnv } from '../app-env.ts';
 import type { OpenApiRegistry } from '../openapi.ts';
 import { toMandateError } from '../problem.ts';
@@ -72,7 +73,20 @@ function listOf(resources: Record<string, unknown>[]): Record<string, unknown> {
 export function registerScimRoutes(app: Hono<AppEnv>, docs: OpenApiRegistry, services: Services): void {
   const scim = new Hono<AppEnv>();
   const baseUrl = `${services.config.publicUrl}${SCIM_BASE_PATH}`;
-  const service = new ScimService({ store: services.store, identity: services.identity, baseUrl });
+  const service = new ScimService({
+    store: services.store,
+    identity: services.identity,
+    baseUrl,
+    // A group that approves access is managed in Mandate unless the deployment hands it to the IdP: a
+    // compromised identity provider must not be able to make someone an approver (threat model, review 2).
+    guardGroup: async (group, change, actor) => {
+      if (services.config.scimManagesApproverGroups) return;
+      const uses = await approverGroupUses(group.id, { rules: () => services.governance.requests.listRules(), gatewayApproverGroup: () => services.gateway.settings.current.approverGroupId });
+      if (uses.length === 0) return;
+      await services.audit.append({ actor, action: change === 'delete' ? 'scim.group.delete' : 'scim.group.members', target: group.id, outcome: 'deny', details: { reason: 'approver_group', uses } });
+      throw scimError(null, `group ${group.displayName} approves access (${uses.join('; ')}): its members are managed in Mandate, not through SCIM (MANDATE_SCIM_MANAGES_APPROVER_GROUPS)`, 403);
+    },
+  });
 
   scim.onError((error, c) => {
     const coded = toMandateError(error);
