@@ -74,7 +74,10 @@ export function wwwAuthenticate(error: TokenError | undefined, options: { scheme
   const parts: string[] = [];
   if (error && error.code !== 'TOKEN_MISSING') {
     parts.push(`error="${error.oauthError}"`);
-    parts.push(`error_description="${error.message.replace(/["\\]/g, "'")}"`);
+    // RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E. The message can quote the caller's
+    // own input (a token header's `alg`): a control character would make the header unwritable (Node's
+    // writeHead throws) and a character above U+00FF the Response itself, so anything else becomes `?`.
+    parts.push(`error_description="${error.message.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?')}"`);
   }
   if (options.scope) parts.push(`scope="${options.scope}"`);
   if (options.resourceMetadataUrl) parts.push(`resource_metadata="${options.resourceMetadataUrl}"`);

@@ -1,0 +1,76 @@
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDemoUpstream, type DemoUpstream } from '../src/gateway/index.ts';
+import { startTestServer, type TestServer } from './support/server.ts';
+
+// Regression tests for the third security review (docs/threat-model.md, "Review 3 (2026-11-23)"):
+// `/mcp/{server}` served by Node's request listener ahead of hono, and what changed with it.
+
+let server: TestServer;
+let upstream: DemoUpstream;
+let accessToken: string;
+let sessionId: string;
+let host: string;
+
+/** Sends a raw HTTP/1.1 request (with `Connection: close`) and returns the status and the headers and body as text. */
+function rawRequest(raw: string): Promise<{ status: number; text: string }> {
+  const url = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () => socket.write(raw));
+    let answer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0), text: answer }));
+  });
+}
+
+beforeAll(async () => {
+  server = await startTestServer('sqlite');
+  upstream = await startDemoUpstream();
+  host = new URL(server.services.config.publicUrl).host;
+  const json = async (method: string, path: string, b?: unknown) => (await (await server.api(method, path, b)).json()) as Record<string, string>;
+  const owner = await json('POST', '/api/v1/humans', { email: 'r3@example.com', displayName: 'R3' });
+  const agent = await json('POST', '/api/v1/agents', { name: 'r3-agent', ownerId: owner.id });
+  const client = await json('POST', `/api/v1/agents/${agent.id}/clients`, { auth: 'client_secret_basic' });
+  await json('POST', '/api/v1/mcp/servers', { name: 'demo', url: upstream.url });
+  await json('PUT', '/api/v1/policies', { cedar: `permit (principal == Agent::"${agent.id}", action, resource in McpServer::"demo");` });
+  const response = await fetch(`${server.url}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}` },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${server.services.config.publicUrl}/mcp/demo` }).toString(),
+  });
+  accessToken = ((await response.json()) as { access_token: string }).access_token;
+  const init = await fetch(`${server.url}/mcp/demo`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'r3', version: '1' } } }),
+  });
+  await init.text();
+  sessionId = init.headers.get('mcp-session-id')!;
+  expect(sessionId).toMatch(/^mcs_/);
+}, 60_000);
+
+afterAll(async () => {
+  await server?.stop();
+  await upstream?.close();
+});
+
+describe('security review 3: /mcp served by the Node listener', () => {
+  it('an access token whose JOSE header carries a control character is a 401 with a clean challenge (RFC 6750 §3), not a crashed process', async () => {
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    // A control character made Node's writeHead throw outside any handler (the process exited); a
+    // character above U+00FF made the Response constructor throw (a 500).
+    for (const alg of ['x\u0001y', 'x\u0100y']) {
+      const forged = `${b64({ alg, typ: 'at+jwt' })}.${b64({ sub: 'x' })}.c2ln`;
+      const { status, text } = await rawRequest(`POST /mcp/demo HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${forged}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+      expect(status, JSON.stringify(alg)).toBe(401);
+      const challenge = /^www-authenticate: (.*)$/im.exec(text)?.[1] ?? '';
+      expect(challenge).toContain('error="invalid_token"');
+      // RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E only.
+      expect(/error_description="([^"]*)"/.exec(challenge)?.[1]).toMatch(/^[\x20\x21\x23-\x5b\x5d-\x7e]+$/);
+    }
+    // And the server still answers.
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  });
+});
