@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoUpstream, type DemoUpstream } from '../src/gateway/index.ts';
+import { postRaw } from './support/raw-post.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 
 // Regression tests for the third security review (docs/threat-model.md, "Review 3 (2026-11-23)"):
@@ -72,5 +73,31 @@ describe('security review 3: /mcp served by the Node listener', () => {
     }
     // And the server still answers.
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  });
+
+  it('the body limit is decided before authentication, as on every other route: 413 and the connection closed', async () => {
+    const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x'.repeat(2 * 1024 * 1024) } } });
+    const refused = await postRaw(`${server.url}/mcp/demo`, 'not-a-token', big);
+    expect(refused.status).toBe(413);
+    expect(JSON.parse(refused.body)).toMatchObject({ code: 'REQUEST_TOO_LARGE' });
+    const { status, text } = await rawRequest(`GET /mcp/demo HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${10 * 1024 * 1024}\r\n\r\n`);
+    expect(status).toBe(413);
+    expect(text).toMatch(/^connection: close$/im);
+  });
+
+  it('a second Host header is not ignored (RFC 9112 §3.2): the request is refused before authentication', async () => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+    const { status, text } = await rawRequest(`POST /mcp/demo HTTP/1.1\r\nHost: ${host}\r\nHost: attacker.example\r\nAuthorization: Bearer ${accessToken}\r\nMcp-Session-Id: ${sessionId}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    expect(status).toBe(403);
+    expect(text).toContain('Host or Origin not allowed');
+  });
+
+  it('a second Authorization header is not ignored: two credentials are no credential', async () => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+    const { status } = await rawRequest(`POST /mcp/demo HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${accessToken}\r\nAuthorization: Bearer someone-else\r\nMcp-Session-Id: ${sessionId}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    expect(status).toBe(401);
+    // The same request with one Authorization header is served (the test above is not refused for another reason).
+    const { status: single } = await rawRequest(`POST /mcp/demo HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${accessToken}\r\nMcp-Session-Id: ${sessionId}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    expect(single).toBe(200);
   });
 });

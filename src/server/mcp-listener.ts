@@ -20,7 +20,11 @@ export function mcpListener(deps: { proxy: GatewayProxy; maxBodyBytes: number; l
     const segment = (query < 0 ? url : url.slice(0, query)).slice('/mcp/'.length);
     // `/mcp/` itself, deeper paths and the like are hono's (a 404, as before).
     if (segment.length === 0 || segment.includes('/')) return false;
-    void serve(req, res, segment, deps);
+    void serve(req, res, segment, deps).catch((error: unknown) => {
+      // Nothing may escape as an unhandled rejection: Node ends the process on one.
+      deps.logger.error({ err: error, path: '/mcp' }, 'request failed');
+      res.destroy();
+    });
     return true;
   };
 }
@@ -35,6 +39,10 @@ async function serve(req: IncomingMessage, res: ServerResponse, segment: string,
       throw new MandateError('REQUEST_PATH_INVALID', 'the path has a malformed percent-escape', 400);
     }
     if (server.includes('\u0000')) throw new MandateError('REQUEST_PATH_INVALID', 'the path must not contain the NUL character', 400);
+    // Decided before anything else, as hono's body limit does on every other route: without
+    // Transfer-Encoding the body is exactly Content-Length bytes (RFC 9112 §6.3). Left to the proxy, an
+    // unauthenticated request (or a GET) would be answered and its body then read and thrown away by Node.
+    if (req.headers['transfer-encoding'] === undefined && Number(req.headers['content-length'] ?? 0) > deps.maxBodyBytes) throw tooLarge(deps.maxBodyBytes);
     const socket = req.socket as TLSSocket;
     // Mutual TLS terminated here: certificate-bound tokens are checked against the connection's certificate.
     const certificate = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
@@ -49,8 +57,29 @@ async function serve(req: IncomingMessage, res: ServerResponse, segment: string,
       response = problemResponse(new MandateError('INTERNAL', 'internal error', 500));
     }
   }
-  await writeResponse(res, response);
+  try {
+    await writeResponse(res, response);
+  } catch (error) {
+    // An answer Node refuses to write (writeHead throws on a header value it does not allow): a 500 if
+    // nothing went out yet, else the connection is cut so the client sees a broken answer, not a short one.
+    deps.logger.error({ err: error, path: '/mcp' }, 'writing the response failed');
+    await response.body?.cancel().catch(() => undefined);
+    if (res.headersSent || res.destroyed) res.destroy();
+    else res.writeHead(500, { 'content-type': 'application/problem+json', connection: 'close' }).end(await problemResponse(new MandateError('INTERNAL', 'internal error', 500)).text());
+  }
 }
+
+function tooLarge(maxBodyBytes: number): MandateError {
+  return new MandateError('REQUEST_TOO_LARGE', `request body exceeds ${maxBodyBytes} bytes`, 413);
+}
+
+/**
+ * Node keeps only the first of these fields when a request repeats them (`IncomingMessage.headers`).
+ * The gateway must see every value, as it did through hono's Request: two Hosts then fail the Host
+ * check (RFC 9112 §3.2 makes them an error) and two Authorization headers fail authentication, instead
+ * of the first one counting while a proxy in front may have judged the other.
+ */
+const FIRST_ONLY = new Set(['age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent']);
 
 /** Node's request as the proxy reads it. */
 class NodeProxyRequest implements ProxyRequest {
@@ -70,7 +99,9 @@ class NodeProxyRequest implements ProxyRequest {
     const raw = req.headers;
     this.headers = {
       get: (name) => {
-        const value = raw[name.toLowerCase()];
+        const key = name.toLowerCase();
+        if (FIRST_ONLY.has(key)) return req.headersDistinct[key]?.join(', ') ?? null;
+        const value = raw[key];
         return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
       },
     };
@@ -87,9 +118,10 @@ class NodeProxyRequest implements ProxyRequest {
   /** The body as text (UTF-8, a leading BOM dropped, as WHATWG `text()`), within the body limit. */
   text(): Promise<string> {
     const req = this.#req;
-    const tooLarge = () => new MandateError('REQUEST_TOO_LARGE', `request body exceeds ${this.#maxBodyBytes} bytes`, 413);
-    // Without Transfer-Encoding the body is exactly Content-Length bytes (RFC 9112 §6.3): refuse before reading.
-    if (req.headers['transfer-encoding'] === undefined && Number(req.headers['content-length'] ?? 0) > this.#maxBodyBytes) return Promise.reject(tooLarge());
+    const aborted = () => new MandateError('REQUEST_ABORTED', 'the client closed the request before sending its body', 400);
+    // The client may have gone while the proxy authenticated: a destroyed request emits nothing more,
+    // so waiting for its 'end' or 'close' would never finish. (Content-Length was checked in `serve`.)
+    if (req.destroyed) return Promise.reject(aborted());
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -98,7 +130,7 @@ class NodeProxyRequest implements ProxyRequest {
         if (size > this.#maxBodyBytes) {
           req.off('data', onData);
           req.pause();
-          reject(tooLarge());
+          reject(tooLarge(this.#maxBodyBytes));
           return;
         }
         chunks.push(chunk);
@@ -107,7 +139,7 @@ class NodeProxyRequest implements ProxyRequest {
       req.once('end', () => resolve(new TextDecoder().decode(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))));
       req.once('error', reject);
       req.once('close', () => {
-        if (!req.complete) reject(new MandateError('REQUEST_ABORTED', 'the client closed the request before sending its body', 400));
+        if (!req.complete) reject(aborted());
       });
     });
   }
