@@ -26,6 +26,14 @@ function rawRequest(raw: string): Promise<{ status: number; text: string }> {
   });
 }
 
+function mcpPost(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${server.url}/mcp/demo`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
 beforeAll(async () => {
   server = await startTestServer('sqlite');
   upstream = await startDemoUpstream();
@@ -99,5 +107,13 @@ describe('security review 3: /mcp served by the Node listener', () => {
     // The same request with one Authorization header is served (the test above is not refused for another reason).
     const { status: single } = await rawRequest(`POST /mcp/demo HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${accessToken}\r\nMcp-Session-Id: ${sessionId}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
     expect(single).toBe(200);
+  });
+});
+
+describe('security review 3: completion/complete', () => {
+  it('a ref of another type is refused for want of a name, even when it carries one (a lenient upstream may read its uri)', async () => {
+    const response = await mcpPost({ jsonrpc: '2.0', id: 7, method: 'completion/complete', params: { ref: { type: 'ref/other', name: 'allowed', uri: 'file:///secret' }, argument: { name: 'x', value: '' } } }, { accept: 'application/json' });
+    const answer = (await response.json()) as { id: number; error?: { code: number; message: string } };
+    expect(answer.error).toMatchObject({ code: -32602, message: expect.stringMatching(/ref\.name is required/) as unknown as string });
   });
 });

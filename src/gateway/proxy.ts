@@ -88,8 +88,11 @@ function decidedAction(message: RpcMessage): McpAction | undefined {
 function decidedTarget(action: McpAction, message: RpcMessage): { name: unknown; args: unknown } {
   const params = message.params ?? {};
   if (message.method === 'completion/complete') {
-    const ref = params.ref as { name?: unknown; uri?: unknown } | undefined;
-    return { name: action === 'resources/read' ? ref?.uri : ref?.name, args: {} };
+    const ref = params.ref as { type?: unknown; name?: unknown; uri?: unknown } | undefined;
+    // Only the two kinds of reference MCP defines have a target: a name read from any other kind would be
+    // decided as a prompt while an upstream that does not check the type might complete its `uri`.
+    if (action === 'resources/read') return { name: ref?.uri, args: {} };
+    return { name: ref?.type === 'ref/prompt' ? ref.name : undefined, args: {} };
   }
   return { name: action === 'resources/read' ? params.uri : params.name, args: action === 'resources/read' ? {} : (params.arguments ?? {}) };
 }
