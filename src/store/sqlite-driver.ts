@@ -164,13 +164,16 @@ class WorkerSqliteDriver implements Driver {
 
   async #execute<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     if (this.#failure) throw this.#failure;
+    // Encoded first: a parameter that cannot be (an invalid Date) throws here, and `begin` must then stay
+    // pending for the next statement, or the rest of the transaction would run without one (autocommit).
+    const params = query.parameters.map(toSqliteValue);
     const id = this.#nextId++;
     const reply = await new Promise<Reply>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       this.#worker!.ref();
       const begin = this.#beginPending;
       this.#beginPending = false;
-      this.#worker!.postMessage({ id, sql: query.sql, params: query.parameters.map(toSqliteValue), ...(begin && { begin }) });
+      this.#worker!.postMessage({ id, sql: query.sql, params, ...(begin && { begin }) });
     });
     this.#inTransaction = reply.inTransaction === true;
     if (reply.error) {

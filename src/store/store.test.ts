@@ -60,6 +60,16 @@ describe('embedded store transactions (begin travels with the first statement)',
       await expect(store.db.transaction().execute(async (trx) => void (await trx.selectFrom('no_such_table' as never).selectAll().execute()))).rejects.toThrow(/no such table/);
       await store.db.transaction().execute(async (trx) => void (await trx.insertInto('audit_events').values(row(1)).execute()));
       expect(await count()).toBe(1);
+      // The first statement fails before it reaches the database thread (a parameter that cannot be
+      // encoded) and the work goes on: `begin` still opens the transaction, so the rollback undoes the rest.
+      await expect(
+        store.db.transaction().execute(async (trx) => {
+          await trx.insertInto('audit_events').values({ ...row(2), ts: new Date(Number.NaN) as unknown as string }).execute().catch(() => undefined);
+          await trx.insertInto('audit_events').values(row(3)).execute();
+          throw new Error('the work fails');
+        }),
+      ).rejects.toThrow('the work fails');
+      expect(await count()).toBe(1);
     } finally {
       await store.close();
       await db.cleanup();
