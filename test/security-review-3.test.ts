@@ -117,3 +117,15 @@ describe('security review 3: completion/complete', () => {
     expect(answer.error).toMatchObject({ code: -32602, message: expect.stringMatching(/ref\.name is required/) as unknown as string });
   });
 });
+
+describe('security review 3: what an agent learns when the upstream fails', () => {
+  // Last in this file: it stops the upstream.
+  it('an unreachable upstream is named, but its address and the socket error stay in the operator log', async () => {
+    await upstream.close();
+    const response = await mcpPost({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' } } }, { accept: 'application/json' });
+    const text = await response.text();
+    expect(response.status).toBe(502);
+    expect(text).toContain('upstream demo is unreachable');
+    expect(text).not.toMatch(/127\.0\.0\.1|ECONNREFUSED|fetch failed|connect/);
+  });
+});

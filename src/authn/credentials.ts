@@ -141,7 +141,9 @@ export class CredentialService {
     const step = (result as { timeStep?: number }).timeStep;
     if (typeof step === 'number') {
       // Conditional update: two concurrent logins with the same code cannot both win.
-      let query = this.#store.db.updateTable('human_credentials').set({ totp_last_step: step }).where('human_id', '=', humanId);
+      // …and only while the secret is still the one the code was checked against (a re-enrolment may
+      // have been confirmed in between).
+      let query = this.#store.db.updateTable('human_credentials').set({ totp_last_step: step }).where('human_id', '=', humanId).where('totp_sealed', '=', row.totp_sealed);
       query = row.totp_last_step === null ? query.where('totp_last_step', 'is', null) : query.where('totp_last_step', '<', step);
       const updated = await query.executeTakeFirst();
       if (Number(updated.numUpdatedRows) === 0) return false;

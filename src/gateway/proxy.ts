@@ -206,7 +206,9 @@ export class GatewayProxy {
       try {
         endpoint = await this.#endpoint(server);
       } catch (error) {
-        return rpcResponse(502, rpcError(messages[0]!.id, RPC_UPSTREAM, `upstream unavailable: ${(error as Error).message}`));
+        // The cause (a spawn error, an address) is for the operator's log, not for the agent.
+        d.logger.warn({ server: serverName, err: (error as Error).message }, 'gateway upstream unavailable');
+        return rpcResponse(502, rpcError(messages[0]!.id, RPC_UPSTREAM, `upstream ${serverName} is unavailable`));
       }
       session = new GatewaySession(serverName, caller, agent.ownerId, endpoint, Date.now());
       d.sessions.add(session);
@@ -403,14 +405,17 @@ export class GatewayProxy {
       // The wait ends early when the session closes (kill switch), the agent hangs up, or it cancels the request.
       const cancel = new AbortController();
       session.waiting.set(id, cancel);
+      // Unlinked from the (long-lived) session signal when the wait ends (linked-signal.ts).
+      const waitEnds = linkedSignal([session.signal, cancel.signal, ...(requestSignal ? [requestSignal] : [])]);
       let outcome: Awaited<ReturnType<typeof d.approvals.request>>;
       try {
         outcome = await d.approvals.request(
           { agentId: caller.identityId, ownerId, userId: caller.userId, approver, server: session.server, action, target, arguments: redacted, argsDigest, policies: decision.policies, sessionId: session.id, timeoutSeconds: settings.approvalTimeoutSeconds },
-          AbortSignal.any([session.signal, cancel.signal, ...(requestSignal ? [requestSignal] : [])]),
+          waitEnds.signal,
           (approval) => onWaiting?.(approval.id),
         );
       } finally {
+        waitEnds.dispose();
         session.waiting.delete(id);
       }
       const { approval, status } = outcome;
@@ -441,7 +446,8 @@ export class GatewayProxy {
       const injected = server?.transport === 'http' ? await d.credentials.headersFor(session.server, server.credential !== null) : {};
       for (const [name, value] of Object.entries(injected)) headers.set(name, value);
     } catch (error) {
-      return this.#upstreamFailure(pending, session, 502, (error as Error).message, started);
+      d.logger.warn({ server: session.server, err: (error as Error).message }, 'gateway could not obtain the upstream credential');
+      return this.#upstreamFailure(pending, session, 502, `the gateway could not obtain its credential for upstream ${session.server}`, started);
     }
     // Closing the session (kill switch) or the agent hanging up cancels the upstream call, until it is over.
     const link = linkedSignal([session.signal, request.signal]);
@@ -451,7 +457,8 @@ export class GatewayProxy {
     } catch (error) {
       link.dispose();
       if (session.signal.aborted) return this.#upstreamFailure(pending, session, 200, 'the session was closed (agent suspended)', started, RPC_CANCELLED);
-      return this.#upstreamFailure(pending, session, 502, `upstream unreachable: ${(error as Error).message}`, started);
+      d.logger.warn({ server: session.server, err: (error as Error).message }, 'gateway upstream unreachable');
+      return this.#upstreamFailure(pending, session, 502, `upstream ${session.server} is unreachable`, started);
     }
     const upstreamSession = upstream.headers.get('mcp-session-id');
     if (upstreamSession !== null && session.upstreamSessionId === undefined) session.upstreamSessionId = upstreamSession;
