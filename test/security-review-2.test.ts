@@ -88,6 +88,24 @@ describe('entity hierarchy depth (long chains made imports quadratic)', () => {
     expect((await s.api('PUT', '/api/v1/policies', { cedar: 'permit(principal, action, resource) when { principal in resource };' })).status).toBe(200);
   });
 
+  it('refuses a shallow funnel whose ancestor sets would hold more than MAX_ANCESTOR_ENTRIES entries, writing nothing', async () => {
+    // 1,500 roots, one entity under all of them, 1,500 entities under that: depth 3, but each leaf has
+    // 1,501 ancestors — 2.25 million entries in all, over the 2 million budget.
+    const n = 1500;
+    const entities = [
+      ...Array.from({ length: n }, (_, i) => ({ uid: { type: 'Funnel', id: `r${i}` }, attrs: {}, parents: [] })),
+      { uid: { type: 'Funnel', id: 'mid' }, attrs: {}, parents: Array.from({ length: n }, (_, i) => ({ type: 'Funnel', id: `r${i}` })) },
+      ...Array.from({ length: n }, (_, i) => ({ uid: { type: 'Funnel', id: `l${i}` }, attrs: {}, parents: [{ type: 'Funnel', id: 'mid' }] })),
+    ];
+    const res = await s.api('POST', '/api/v1/entities', entities);
+    expect(res.status).toBe(400);
+    expect((await res.json()) as { code: string; limit: number }).toMatchObject({ code: 'ENTITY_HIERARCHY_TOO_LARGE', limit: 2_000_000 });
+    expect(await stored('Funnel')).toBe(0);
+    // The same shape at a tenth of the size (150 × 150) is an ordinary import.
+    expect((await s.api('POST', '/api/v1/entities', entities.filter((e) => !/^[rl](1[5-9]\d|[2-9]\d\d|1\d\d\d)$/.test(e.uid.id)).map((e) => (e.uid.id === 'mid' ? { ...e, parents: e.parents.slice(0, 150) } : e)))).status).toBe(200);
+    expect(await stored('Funnel')).toBe(301);
+  });
+
   it('refuses a chain one level over the limit with 400 ENTITY_HIERARCHY_TOO_DEEP and writes nothing', async () => {
     await s.services.audit.flush();
     const before = await imports();
@@ -99,12 +117,11 @@ describe('entity hierarchy depth (long chains made imports quadratic)', () => {
     expect(await stored('Deep')).toBe(0);
     await s.services.audit.flush();
     expect(await imports()).toBe(before);
-    // The 9,000-entity chain of the finding is refused at once instead of holding the event loop ~20 s.
-    const t0 = performance.now();
+    // The 9,000-entity chain of the finding is refused by the linear depth check, before any ancestor set
+    // is built (it used to hold the event loop ~20 s; no timing is asserted here, tests never depend on it).
     const long = await s.api('POST', '/api/v1/entities', chain('Deep', 9000));
     expect(long.status).toBe(400);
     expect(((await long.json()) as { code: string; depth: number }).depth).toBe(9000);
-    expect(performance.now() - t0).toBeLessThan(2000);
     expect(await stored('Deep')).toBe(0);
   });
 
@@ -126,10 +143,8 @@ describe('entity hierarchy depth (long chains made imports quadratic)', () => {
       ...Array.from({ length: 450 }, (_, i) => ({ uid: { type: 'Dept', id: `d${i}` }, attrs: {}, parents: [{ type: 'Org', id: `o${i % 50}` }] })),
       ...Array.from({ length: 4500 }, (_, i) => ({ uid: { type: 'Person', id: `p${i}` }, attrs: { n: i }, parents: [{ type: 'Dept', id: `d${i % 450}` }, { type: 'Dept', id: `d${(i + 1) % 450}` }] })),
     ];
-    const t0 = performance.now();
     const res = await s.api('POST', '/api/v1/entities', { entities });
     expect(res.status).toBe(200);
-    expect(performance.now() - t0).toBeLessThan(5000);
     expect(await isIn({ type: 'Person', id: 'p451' }, { type: 'Org', id: 'o1' })).toBe('allow');
   });
 

@@ -10,6 +10,7 @@ import {
   authorize,
   compilePolicySet,
   createEntityStore,
+  MAX_ANCESTOR_ENTRIES,
   MAX_ENTITY_HIERARCHY_DEPTH,
   type AuthorizationRequest,
   type CompiledPolicySet,
@@ -219,7 +220,7 @@ export class PdpService {
   async importEntities(entities: unknown[], actor: string, options: { replace?: boolean } = {}): Promise<{ imported: number }> {
     // Validates shapes, duplicates, cycles and depth before anything is written. The depth limit is
     // checked here, on writes, and never when stored entities are loaded (see MAX_ENTITY_HIERARCHY_DEPTH).
-    const limits = { maxDepth: MAX_ENTITY_HIERARCHY_DEPTH };
+    const limits = { maxDepth: MAX_ENTITY_HIERARCHY_DEPTH, maxAncestorEntries: MAX_ANCESTOR_ENTRIES };
     const parsed = createEntityStore(entities, limits);
     const rows = [...parsed].map((e) => ({ type: e.uid.type, id: e.uid.id }));
     await this.#store.transaction(async (tx) => {

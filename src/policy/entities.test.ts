@@ -54,9 +54,10 @@ describe('hierarchyDepths', () => {
     );
   });
 
-  it('is linear: a 200,000-entity chain and a ladder with 2^1000 paths take milliseconds, without recursion', () => {
+  // No timing assertion (tests never depend on timing): a path-walking or recursive version overflows the
+  // stack on the chain or never finishes on the ladder, so the test's own timeout is the failure.
+  it('is linear: a 200,000-entity chain and a ladder with 2^1000 paths finish, without recursion', () => {
     const n = 200_000;
-    const t0 = performance.now();
     const depths = hierarchyDepths(['k0'], (k) => {
       const i = Number(k.slice(1));
       return i + 1 < n ? [{ key: `k${i + 1}` }] : [];
@@ -70,7 +71,6 @@ describe('hierarchyDepths', () => {
       return i + 1 < rungs ? [{ key: `a${i + 1}` }, { key: `b${i + 1}` }] : [];
     });
     expect(ladder.get('a0')).toBe(rungs);
-    expect(performance.now() - t0).toBeLessThan(2000);
   });
 });
 

@@ -115,6 +115,15 @@ function cycleError(key: string): MandateError {
 export const MAX_ENTITY_HIERARCHY_DEPTH = 64;
 
 /**
+ * The most ancestor-set entries one write may make the store compute (the sum, over the entities it
+ * adds or re-parents, of their transitive ancestors). Depth alone does not bound the work: a shallow
+ * "funnel" (n roots, one entity under all of them, n entities under that) gives each of the last n
+ * entities n ancestors — 10,001 entities took 4 s and 850 MB. Two million entries (about 100 MB) is far
+ * above real org charts and folder trees (100,000 entities ten levels deep is one million).
+ */
+export const MAX_ANCESTOR_ENTRIES = 2_000_000;
+
+/**
  * Depth (see `MAX_ENTITY_HIERARCHY_DEPTH`) of each of `keys` and of every ancestor reached from them:
  * 1 + the deepest parent's, 1 for an entity `parentsOf` gives no parents. An iterative depth-first walk
  * that memoises each entity's depth, so it visits every entity and parent edge once — linear whatever the
@@ -173,6 +182,8 @@ export interface UpsertOptions {
    * pass `MAX_ENTITY_HIERARCHY_DEPTH` when writing what a caller sent; leave it out when loading.
    */
   maxDepth?: number | undefined;
+  /** Likewise for the ancestor-set entries computed (`MAX_ANCESTOR_ENTRIES`); checked as they are built. */
+  maxAncestorEntries?: number | undefined;
 }
 
 export class EntityStore implements EntityLookup {
@@ -209,15 +220,15 @@ export class EntityStore implements EntityLookup {
       }
       parsed.set(p.uid.key, p);
     });
-    this.#apply(parsed, [], options.maxDepth);
+    this.#apply(parsed, [], options.maxDepth, options.maxAncestorEntries);
   }
 
   /** Removes entities by uid; unknown uids are ignored. */
   remove(uids: readonly EntityUidJson[]): void {
-    this.#apply(new Map(), uids.map((u, i) => uidFromJson(u, `uids[${i}]`).key), undefined);
+    this.#apply(new Map(), uids.map((u, i) => uidFromJson(u, `uids[${i}]`).key), undefined, undefined);
   }
 
-  #apply(changed: Map<string, Parsed>, removed: string[], maxDepth: number | undefined): void {
+  #apply(changed: Map<string, Parsed>, removed: string[], maxDepth: number | undefined, maxAncestorEntries: number | undefined): void {
     const affected = new Set<string>([...changed.keys(), ...removed]);
     // Descendants (through the current hierarchy) whose ancestor sets may change.
     const queue = [...affected];
@@ -238,6 +249,7 @@ export class EntityStore implements EntityLookup {
     // Before any ancestor set is built: that is the cost the limit bounds (linear check).
     if (maxDepth !== undefined) checkHierarchyDepth(affected, parentsOf, maxDepth);
     const next = new Map<string, EntityData>();
+    let entries = 0;
     for (const key of affected) {
       if (removedSet.has(key) && !changed.has(key)) continue;
       const c = changed.get(key);
@@ -247,6 +259,11 @@ export class EntityStore implements EntityLookup {
       const parents = c?.parents ?? old?.parents ?? [];
       const ancestors = parents.length === 0 ? EMPTY : walkAncestors(parents, parentsOf);
       if (ancestors.has(key)) throw cycleError(key);
+      entries += ancestors.size;
+      // Counted as the sets are built, so a refused write stops after at most the budget's worth of work.
+      if (maxAncestorEntries !== undefined && entries > maxAncestorEntries) {
+        throw new MandateError('ENTITY_HIERARCHY_TOO_LARGE', `this change would give its entities more than ${maxAncestorEntries} ancestor entries in all (at ${key})`, 400, { entity: key, limit: maxAncestorEntries });
+      }
       next.set(key, {
         uid,
         attrs: c?.attrs ?? old?.attrs ?? new Map(),

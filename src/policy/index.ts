@@ -7,7 +7,7 @@ export type { CompileOptions, CompiledPolicy, PolicyInfo, TemplateLink } from '.
 export { authorize } from './authorize.ts';
 export type { AuthorizationRequest, AuthorizeOptions, Decision, PolicyError } from './authorize.ts';
 export type { AttributeRead } from './compile.ts';
-export { createEntityStore, EntityStore, contextFromJson, hierarchyDepths, MAX_ENTITY_HIERARCHY_DEPTH } from './entities.ts';
+export { createEntityStore, EntityStore, contextFromJson, hierarchyDepths, MAX_ANCESTOR_ENTRIES, MAX_ENTITY_HIERARCHY_DEPTH } from './entities.ts';
 export type { EntityData, EntityJson, EntityLookup, EntityOverride, UpsertOptions } from './entities.ts';
 export type { EntityUidJson } from './json-value.ts';
 export { parseJsonExact } from './json.ts';
