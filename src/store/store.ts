@@ -8,6 +8,7 @@ import { ChangeEvents, type ChangeEvent } from './events.ts';
 import { migrations } from './migrations/index.ts';
 import type { Database } from './schema.ts';
 import { WorkerSqliteDialect } from './sqlite-driver.ts';
+import { retryWhenAnotherSchemaVanishes } from './vanished-schema.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -90,9 +91,11 @@ export class Store {
         // Mandate (or test) schema in the same database would make it skip creating ours.
         const migrationTableSchema = this.dialect === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(connection)).rows[0]?.schema : undefined;
         const migrator = new Migrator({ db: connection, provider: { getMigrations: async () => migrations }, allowUnorderedMigrations: true, ...(migrationTableSchema && { migrationTableSchema }) });
-        const { error, results } = await migrator.migrateToLatest();
-        if (error) throw new MandateError('STORE_MIGRATION_FAILED', `migration failed: ${(error as Error).message}`, 500);
-        return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+        return await retryWhenAnotherSchemaVanishes(async () => {
+          const { error, results } = await migrator.migrateToLatest();
+          if (error) throw new MandateError('STORE_MIGRATION_FAILED', `migration failed: ${(error as Error).message}`, 500);
+          return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+        }, this.#schema);
       } finally {
         if (this.dialect === 'postgres') await sql`select pg_advisory_unlock(${LOCK_MIGRATIONS})`.execute(connection);
       }
