@@ -1,4 +1,4 @@
-import { CompiledQuery, sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import { canonicalJson } from '../core/canonical-json.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
@@ -8,6 +8,7 @@ import { LOCK_AUDIT_CHAIN, type Store, type Tx } from '../store/index.ts';
 import type { Database } from '../store/index.ts';
 import type { Transaction } from 'kysely';
 import { checkpointMessage, GENESIS_HASH, hashRecordWithDetails, type AuditInput, type AuditRecord } from './record.ts';
+import { advisoryXactLock } from '../store/index.ts';
 
 export const CHECKPOINT_KEY_PURPOSE = 'audit-checkpoint';
 
@@ -113,7 +114,7 @@ export class AuditLog {
   }
 
   async #write(db: Transaction<Database>, inputs: AuditInput[]): Promise<AuditRecord[]> {
-    if (this.#store.dialect === 'postgres') await sql`select pg_advisory_xact_lock(${LOCK_AUDIT_CHAIN})`.execute(db);
+    if (this.#store.dialect === 'postgres') await advisoryXactLock(db, LOCK_AUDIT_CHAIN);
     this.#tailQuery ??= this.#store.db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).compile();
     const last = (await db.executeQuery<{ seq: number; hash: string }>(this.#tailQuery)).rows[0];
     let seq = last?.seq ?? 0;

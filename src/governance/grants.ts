@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import type { AuditLog } from '../audit/index.ts';
 import type { Clock } from '../core/clock.ts';
 import { MandateError, notFound } from '../core/errors.ts';
@@ -9,6 +8,7 @@ import { requireGrantablePrincipal, type Principal } from './principals.ts';
 import type { SodService } from './sod.ts';
 import type { Grant, GrantKind, Page } from './types.ts';
 import { toPage } from '../core/page.ts';
+import { advisoryXactLock } from '../store/index.ts';
 
 /** Published in a grant's transaction: every replica reloads that principal's entitlements. */
 export const GRANTS_CHANGED = 'grants.changed';
@@ -230,7 +230,7 @@ export class GrantService {
     const principal = await requireGrantablePrincipal(tx.db, principalId);
     if (this.#store.dialect === 'postgres') {
       const key = principal.kind === 'human' ? principal.id : (principal.ownerId ?? principal.id);
-      await sql`select pg_advisory_xact_lock(${LOCK_GRANTS}, hashtext(${key}))`.execute(tx.db);
+      await advisoryXactLock(tx.db, LOCK_GRANTS, key);
     }
     return principal;
   }

@@ -1,8 +1,8 @@
 import { generateKeyPairSync, createPrivateKey, createPublicKey, sign, verify, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { sql } from 'kysely';
 import { newId } from '../core/ids.ts';
 import { open, seal } from '../core/crypto.ts';
 import type { Store } from '../store/index.ts';
+import { advisoryXactLock } from '../store/index.ts';
 
 const LOCK_KEYS = 7_261_003;
 
@@ -31,7 +31,7 @@ export class KeyRing {
     const existing = await this.#newest(purpose);
     if (existing) return existing;
     return this.#store.transaction(async ({ db }) => {
-      if (this.#store.dialect === 'postgres') await sql`select pg_advisory_xact_lock(${LOCK_KEYS})`.execute(db);
+      if (this.#store.dialect === 'postgres') await advisoryXactLock(db, LOCK_KEYS);
       const raced = await this.#newest(purpose, db);
       if (raced) return raced;
       const { publicKey, privateKey } = generateKeyPairSync('ed25519');

@@ -1,8 +1,8 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { sql } from 'kysely';
 import { open, seal } from '../core/crypto.ts';
 import { newId } from '../core/ids.ts';
 import type { Store } from '../store/index.ts';
+import { advisoryXactLock } from '../store/index.ts';
 
 export const SIGNING_KEY_PURPOSE = 'oauth-signing';
 export const KEYS_CHANGED = 'oauth.keys.changed';
@@ -40,7 +40,7 @@ export class SigningKeys {
     let row = await this.#newest();
     if (!row) {
       await this.#store.transaction(async ({ db }) => {
-        if (this.#store.dialect === 'postgres') await sql`select pg_advisory_xact_lock(${LOCK_SIGNING_KEYS})`.execute(db);
+        if (this.#store.dialect === 'postgres') await advisoryXactLock(db, LOCK_SIGNING_KEYS);
         const raced = await db.selectFrom('keys').select('id').where('purpose', '=', SIGNING_KEY_PURPOSE).where('retired_at', 'is', null).executeTakeFirst();
         if (!raced) await this.#insert(db);
       });
@@ -54,7 +54,7 @@ export class SigningKeys {
   /** Retires the current key and creates the next; other replicas learn of it through KEYS_CHANGED. */
   async rotate(expectedCurrent?: string): Promise<string> {
     return this.#store.transaction(async (tx) => {
-      if (this.#store.dialect === 'postgres') await sql`select pg_advisory_xact_lock(${LOCK_SIGNING_KEYS})`.execute(tx.db);
+      if (this.#store.dialect === 'postgres') await advisoryXactLock(tx.db, LOCK_SIGNING_KEYS);
       if (expectedCurrent) {
         // A scheduled rotation: if another replica already rotated, keep its key.
         const live = await tx.db.selectFrom('keys').select('id').where('purpose', '=', SIGNING_KEY_PURPOSE).where('retired_at', 'is', null).orderBy('created_at', 'desc').executeTakeFirst();

@@ -5,12 +5,12 @@ type CryptoKeyPair = webcrypto.CryptoKeyPair;
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata API.
 import '@abraham/reflection';
 import * as x509 from '@peculiar/x509';
-import { sql } from 'kysely';
 import type { AuditLog } from '../audit/index.ts';
 import { open, seal } from '../core/crypto.ts';
 import { MandateError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import type { Store } from '../store/index.ts';
+import { advisoryXactLock } from '../store/index.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -81,7 +81,7 @@ export class CertificateAuthority {
     let row = await find(this.#store.db);
     if (!row) {
       await this.#store.transaction(async ({ db }) => {
-        if (this.#store.dialect === 'postgres') await sql`select pg_advisory_xact_lock(${LOCK_CA})`.execute(db);
+        if (this.#store.dialect === 'postgres') await advisoryXactLock(db, LOCK_CA);
         if (await find(db)) return;
         const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
         const id = newId('key');

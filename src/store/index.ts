@@ -1,4 +1,5 @@
 export { tryLease, releaseLease } from './leases.ts';
+export { advisoryXactLock } from './advisory-lock.ts';
 export { Store, LOCK_AUDIT_CHAIN, type Dialect, type StoreOptions, type Tx } from './store.ts';
 export { ChangeEvents, type ChangeEvent, type ChangeHandler } from './events.ts';
 export type {

@@ -1,6 +1,8 @@
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { freshDatabase } from '../../test/support/backends.ts';
-import { Store } from './store.ts';
+import { advisoryXactLock } from './advisory-lock.ts';
+import { LOCK_AUDIT_CHAIN, Store } from './store.ts';
 import { migrations } from './migrations/index.ts';
 
 describe('store migrations', () => {
@@ -73,6 +75,46 @@ describe('embedded store transactions (begin travels with the first statement)',
     } finally {
       await store.close();
       await db.cleanup();
+    }
+  });
+});
+
+describe('advisory locks are per schema', () => {
+  it('a lock held in one schema blocks the same schema only, not another Mandate in the same database', async () => {
+    const [a, b] = await Promise.all([freshDatabase('postgres'), freshDatabase('postgres')]);
+    const [storeA, storeA2, storeB] = await Promise.all([Store.open(a.options), Store.open(a.options), Store.open(b.options)]);
+    try {
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let locked: () => void = () => undefined;
+      const isLocked = new Promise<void>((resolve) => (locked = resolve));
+      const holder = storeA.db.transaction().execute(async (trx) => {
+        await advisoryXactLock(trx, LOCK_AUDIT_CHAIN);
+        locked();
+        await held;
+      });
+      await isLocked;
+      // Another schema takes "the same" lock at once…
+      await storeB.db.transaction().execute((trx) => advisoryXactLock(trx, LOCK_AUDIT_CHAIN));
+      // …while another replica of the same schema waits for the holder.
+      const order: string[] = [];
+      const waiter = storeA2.db.transaction().execute(async (trx) => {
+        await advisoryXactLock(trx, LOCK_AUDIT_CHAIN);
+        order.push('replica');
+      });
+      // Only once the replica is really waiting on PostgreSQL (a lock not granted) is the holder released.
+      for (;;) {
+        const { rows } = await sql<{ n: string }>`select count(*) as n from pg_locks where locktype = 'advisory' and not granted and objid = hashtext(${a.options.schema!} || ':')::oid`.execute(storeB.db);
+        if (Number(rows[0]!.n) > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      order.push('released');
+      release();
+      await Promise.all([holder, waiter]);
+      expect(order).toEqual(['released', 'replica']);
+    } finally {
+      await Promise.all([storeA.close(), storeA2.close(), storeB.close()]);
+      await Promise.all([a.cleanup(), b.cleanup()]);
     }
   });
 });

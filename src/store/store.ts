@@ -9,6 +9,7 @@ import { migrations } from './migrations/index.ts';
 import type { Database } from './schema.ts';
 import { WorkerSqliteDialect } from './sqlite-driver.ts';
 import { retryWhenAnotherSchemaVanishes } from './vanished-schema.ts';
+import { advisoryLock, advisoryUnlock } from './advisory-lock.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -84,7 +85,7 @@ export class Store {
   /** Applies pending migrations. Safe when several replicas start at once: one migrates, the others wait. */
   async migrate(): Promise<string[]> {
     return this.db.connection().execute(async (connection) => {
-      if (this.dialect === 'postgres') await sql`select pg_advisory_lock(${LOCK_MIGRATIONS})`.execute(connection);
+      if (this.dialect === 'postgres') await advisoryLock(connection, LOCK_MIGRATIONS);
       try {
         // Domains land their migrations independently, so a lower number may arrive after a higher one ran.
         // Kysely looks for its bookkeeping tables in every schema unless told which one: another
@@ -97,7 +98,7 @@ export class Store {
           return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
         }, this.#schema);
       } finally {
-        if (this.dialect === 'postgres') await sql`select pg_advisory_unlock(${LOCK_MIGRATIONS})`.execute(connection);
+        if (this.dialect === 'postgres') await advisoryUnlock(connection, LOCK_MIGRATIONS);
       }
     });
   }
