@@ -27,6 +27,12 @@ export const configSchema = z
     inactivityDays: z.coerce.number().int().min(1).max(3650).default(90),
     auditCheckpointEvery: z.coerce.number().int().min(1).max(1_000_000).default(1000),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /**
+     * Longest a client may take to send a whole request (headers and body). Node's default is 300 s; a
+     * client trickling bodies would hold a socket that long. Answers may take longer (SSE streams,
+     * calls waiting for approval): this bounds receiving the request only.
+     */
+    requestTimeoutSeconds: z.coerce.number().int().min(1).max(3600).default(30),
     /** Largest request body accepted, in bytes. */
     maxBodyBytes: z.coerce.number().int().min(1024).max(50 * 1024 * 1024).default(1024 * 1024),
     /** Longest wait between retries when an audit webhook receiver is down. */
@@ -61,6 +67,7 @@ export interface Config {
   auditCheckpointEvery: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   maxBodyBytes: number;
+  requestTimeoutSeconds: number;
   auditStreamMaxBackoffMs: number;
   jitMaxSeconds: number;
   scimManagesApproverGroups: boolean;
@@ -81,6 +88,7 @@ const ENV: Record<string, keyof ConfigInput> = {
   MANDATE_AUDIT_CHECKPOINT_EVERY: 'auditCheckpointEvery',
   MANDATE_LOG_LEVEL: 'logLevel',
   MANDATE_MAX_BODY_BYTES: 'maxBodyBytes',
+  MANDATE_REQUEST_TIMEOUT_SECONDS: 'requestTimeoutSeconds',
   MANDATE_AUDIT_STREAM_MAX_BACKOFF_MS: 'auditStreamMaxBackoffMs',
   MANDATE_JIT_MAX_SECONDS: 'jitMaxSeconds',
   MANDATE_SCIM_MANAGES_APPROVER_GROUPS: 'scimManagesApproverGroups',
@@ -156,6 +164,7 @@ export function loadConfig(...sources: ConfigInput[]): Config {
     auditCheckpointEvery: c.auditCheckpointEvery,
     logLevel: c.logLevel,
     maxBodyBytes: c.maxBodyBytes,
+    requestTimeoutSeconds: c.requestTimeoutSeconds,
     auditStreamMaxBackoffMs: c.auditStreamMaxBackoffMs,
     jitMaxSeconds: c.jitMaxSeconds,
     scimManagesApproverGroups: c.scimManagesApproverGroups,

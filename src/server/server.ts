@@ -20,10 +20,20 @@ export async function startServer(config: Config, services?: Services): Promise<
   // `/mcp/{server}` is served by Node's listener directly (mcp-listener.ts); everything else by hono.
   const routing: { handler?: (request: Request, env: unknown) => Response | Promise<Response>; mcp?: (req: IncomingMessage, res: ServerResponse) => boolean } = {};
   const honoListener = getRequestListener((request: Request, env: unknown) => (routing.handler ? routing.handler(request, env) : new Response('starting', { status: 503 })), { hostname: config.host });
-  const server = createServer((req, res) => {
-    if (routing.mcp?.(req, res)) return;
-    void honoListener(req, res);
-  });
+  const requestTimeout = config.requestTimeoutSeconds * 1000;
+  const server = createServer(
+    {
+      // Receiving a request (headers and body) may take this long; Node checks at this interval. The
+      // headers' own limit may not exceed it.
+      requestTimeout,
+      headersTimeout: Math.min(60_000, requestTimeout),
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(requestTimeout / 4))),
+    },
+    (req, res) => {
+      if (routing.mcp?.(req, res)) return;
+      void honoListener(req, res);
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
