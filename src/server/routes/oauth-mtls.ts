@@ -64,7 +64,17 @@ export function registerMtlsRoutes(app: Hono<AppEnv>, api: Hono<AppEnv>, docs: O
     const tls = await oauth.ca.serverCertificate(names);
     server = createServer(
       // Ask for a certificate but let the app decide (not every path needs one): RFC 8705 §2 checks happen in oidc-provider and the verifier.
-      { key: tls.key, cert: tls.cert, ca: [tls.ca], requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+      {
+        key: tls.key,
+        cert: tls.cert,
+        ca: [tls.ca],
+        requestCert: true,
+        rejectUnauthorized: false,
+        minVersion: 'TLSv1.2',
+        // As on the main listener (server.ts): a request must arrive within MANDATE_REQUEST_TIMEOUT_SECONDS.
+        requestTimeout: services.config.requestTimeoutSeconds * 1000,
+        headersTimeout: Math.min(60_000, services.config.requestTimeoutSeconds * 1000),
+      },
       getRequestListener((request, env) => app.fetch(request, env)),
     );
     await new Promise<void>((resolve, reject) => {
