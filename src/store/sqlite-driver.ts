@@ -75,6 +75,14 @@ class WorkerSqliteDriver implements Driver {
   #locked = false;
   readonly #waiters: (() => void)[] = [];
   #beginPending = false;
+  /** Kysely opened a transaction that has not been committed or rolled back yet. */
+  #txOpen = false;
+  /**
+   * SQLite ended that transaction on its own (an error with rollback semantics: SQLITE_FULL, IOERR,
+   * `OR ROLLBACK`). Every later statement of it fails, and so does its commit: run in autocommit, they
+   * would be kept although the transaction as a whole was not.
+   */
+  #txLost = false;
   /** Whether the database thread has a transaction open (it reports this with every answer). */
   #inTransaction = false;
 
@@ -128,17 +136,28 @@ class WorkerSqliteDriver implements Driver {
    */
   async beginTransaction(): Promise<void> {
     this.#beginPending = true;
+    this.#txOpen = true;
+    this.#txLost = false;
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    this.#txOpen = false;
+    if (this.#txLost) {
+      this.#txLost = false;
+      throw transactionLost();
+    }
     // A transaction that ran no statement never began.
     if (this.#beginPending) this.#beginPending = false;
     else await connection.executeQuery(CompiledQuery.raw('commit'));
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    // Nothing began (no statement ran, or `begin` itself failed and was reported with the first one).
-    if (this.#beginPending || !this.#inTransaction) {
+    this.#txOpen = false;
+    const lost = this.#txLost;
+    this.#txLost = false;
+    // Nothing began (no statement ran, or `begin` itself failed and was reported with the first one), or
+    // SQLite already rolled it back.
+    if (this.#beginPending || lost || !this.#inTransaction) {
       this.#beginPending = false;
       return;
     }
@@ -164,6 +183,7 @@ class WorkerSqliteDriver implements Driver {
 
   async #execute<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     if (this.#failure) throw this.#failure;
+    if (this.#txLost) throw transactionLost();
     // Encoded first: a parameter that cannot be (an invalid Date) throws here, and `begin` must then stay
     // pending for the next statement, or the rest of the transaction would run without one (autocommit).
     const params = query.parameters.map(toSqliteValue);
@@ -176,6 +196,7 @@ class WorkerSqliteDriver implements Driver {
       this.#worker!.postMessage({ id, sql: query.sql, params, ...(begin && { begin }) });
     });
     this.#inTransaction = reply.inTransaction === true;
+    if (this.#txOpen && !this.#inTransaction) this.#txLost = true;
     if (reply.error) {
       const error = new Error(reply.error.message) as Error & { code?: string };
       if (reply.error.code) error.code = reply.error.code;
@@ -189,4 +210,8 @@ class WorkerSqliteDriver implements Driver {
   async *#noStreaming(): AsyncIterableIterator<never> {
     throw new Error('streaming queries are not supported by the embedded store');
   }
+}
+
+function transactionLost(): Error {
+  return new Error('the database rolled this transaction back after an error: nothing of it was kept');
 }

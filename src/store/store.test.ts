@@ -72,6 +72,19 @@ describe('embedded store transactions (begin travels with the first statement)',
         }),
       ).rejects.toThrow('the work fails');
       expect(await count()).toBe(1);
+      // SQLite rolls the transaction back by itself (`OR ROLLBACK`, as it does on SQLITE_FULL or an I/O
+      // error) and the work catches the error and goes on: nothing after it may be kept in autocommit.
+      await expect(
+        store.db.transaction().execute(async (trx) => {
+          await trx.insertInto('audit_events').values(row(4)).execute();
+          await sql`insert or rollback into audit_events (seq, ts, actor, action, target, outcome, details, prev_hash, hash) values (1, 't', 'a', 'x', null, 'o', '{}', 'p', 'h')`.execute(trx).catch(() => undefined);
+          await trx.insertInto('audit_events').values(row(5)).execute();
+        }),
+      ).rejects.toThrow(/rolled this transaction back/);
+      expect(await count()).toBe(1);
+      // The connection works normally afterwards.
+      await store.db.transaction().execute(async (trx) => void (await trx.insertInto('audit_events').values(row(6)).execute()));
+      expect(await count()).toBe(2);
     } finally {
       await store.close();
       await db.cleanup();
