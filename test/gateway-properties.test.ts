@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoUpstream, type DemoUpstream } from '../src/gateway/index.ts';
 import { postRaw } from './support/raw-post.ts';
+import { agentSession } from './support/gateway-agent.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 
 /** Malformed input to every gateway endpoint gets a 4xx with a code (or a JSON-RPC error), never a 5xx. */
@@ -22,26 +23,8 @@ async function expectClientError(method: string, path: string, text: string): Pr
 beforeAll(async () => {
   server = await startTestServer('sqlite');
   upstream = await startDemoUpstream();
-  const json = async (method: string, path: string, b?: unknown) => (await (await server.api(method, path, b)).json()) as Record<string, string>;
-  const owner = await json('POST', '/api/v1/humans', { email: 'p@example.com', displayName: 'P' });
-  const agent = await json('POST', '/api/v1/agents', { name: 'p-agent', ownerId: owner.id });
-  const client = await json('POST', `/api/v1/agents/${agent.id}/clients`, { auth: 'client_secret_basic' });
-  await json('POST', '/api/v1/mcp/servers', { name: 'demo', url: upstream.url });
-  await json('PUT', '/api/v1/policies', { cedar: `permit (principal == Agent::"${agent.id}", action, resource in McpServer::"demo") when { resource.name != "hold" };` });
-  await json('PATCH', '/api/v1/mcp/settings', { callsPerMinute: null });
-  const response = await fetch(`${server.url}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}` },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${server.services.config.publicUrl}/mcp/demo` }).toString(),
-  });
-  accessToken = ((await response.json()) as { access_token: string }).access_token;
-  const init = await fetch(`${server.url}/mcp/demo`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'p', version: '1' } } }),
-  });
-  await init.text();
-  sessionId = init.headers.get('mcp-session-id')!;
+  ({ accessToken, sessionId } = await agentSession(server, { name: 'p', upstreamUrl: upstream.url, cedar: (id) => `permit (principal == Agent::"${id}", action, resource in McpServer::"demo") when { resource.name != "hold" };` }));
+  await server.api('PATCH', '/api/v1/mcp/settings', { callsPerMinute: null });
 }, 60_000);
 
 afterAll(async () => {

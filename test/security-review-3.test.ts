@@ -2,6 +2,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoUpstream, type DemoUpstream } from '../src/gateway/index.ts';
 import { postRaw } from './support/raw-post.ts';
+import { agentSession } from './support/gateway-agent.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 
 // Regression tests for the third security review (docs/threat-model.md, "Review 3 (2026-11-23)"):
@@ -38,25 +39,7 @@ beforeAll(async () => {
   server = await startTestServer('sqlite');
   upstream = await startDemoUpstream();
   host = new URL(server.services.config.publicUrl).host;
-  const json = async (method: string, path: string, b?: unknown) => (await (await server.api(method, path, b)).json()) as Record<string, string>;
-  const owner = await json('POST', '/api/v1/humans', { email: 'r3@example.com', displayName: 'R3' });
-  const agent = await json('POST', '/api/v1/agents', { name: 'r3-agent', ownerId: owner.id });
-  const client = await json('POST', `/api/v1/agents/${agent.id}/clients`, { auth: 'client_secret_basic' });
-  await json('POST', '/api/v1/mcp/servers', { name: 'demo', url: upstream.url });
-  await json('PUT', '/api/v1/policies', { cedar: `permit (principal == Agent::"${agent.id}", action, resource in McpServer::"demo");` });
-  const response = await fetch(`${server.url}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}` },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource: `${server.services.config.publicUrl}/mcp/demo` }).toString(),
-  });
-  accessToken = ((await response.json()) as { access_token: string }).access_token;
-  const init = await fetch(`${server.url}/mcp/demo`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'r3', version: '1' } } }),
-  });
-  await init.text();
-  sessionId = init.headers.get('mcp-session-id')!;
+  ({ accessToken, sessionId } = await agentSession(server, { name: 'r3', upstreamUrl: upstream.url, cedar: (id) => `permit (principal == Agent::"${id}", action, resource in McpServer::"demo");` }));
   expect(sessionId).toMatch(/^mcs_/);
 }, 60_000);
 
