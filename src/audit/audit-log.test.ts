@@ -49,6 +49,29 @@ describe.each(BACKENDS)('audit chain on %s', (backend) => {
     expect(page.items.some((r) => r.action === 'doomed')).toBe(false);
   });
 
+  it('refuses an event whose details cannot be encoded on its own, and commits the rest of its batch', async () => {
+    const before = (await audit.list(0, 1000)).items.length;
+    const results = await Promise.allSettled([
+      audit.append({ actor: 'test', action: 'ok.1', outcome: 'success' }),
+      audit.append({ actor: 'test', action: 'bad', outcome: 'success', details: { n: Number.NaN } }),
+      audit.append({ actor: 'test', action: 'ok.2', outcome: 'success', details: { big: 1n } as never }),
+      audit.append({ actor: 'test', action: 'ok.3', outcome: 'success' }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    const after = (await audit.list(0, 1000)).items;
+    expect(after.slice(before).map((r) => r.action)).toEqual(['ok.1', 'ok.3']);
+    expect((await verifyStoredChain(store)).ok).toBe(true);
+    // Put the log back where the tests below expect it (70 events, as the first test left it).
+    await store.db.deleteFrom('audit_events').where('seq', '>', 70).execute();
+  });
+
+  it('writes nothing of a batch that cannot be completed (a checkpoint due without a key)', async () => {
+    const uninitialised = new AuditLog(store, new KeyRing(store, masterKey), { checkpointEvery: 1 });
+    await expect(uninitialised.append({ actor: 'test', action: 'needs.checkpoint', outcome: 'success' })).rejects.toThrow(/init/);
+    expect((await audit.list(0, 1000)).items.some((r) => r.action === 'needs.checkpoint')).toBe(false);
+    expect((await verifyStoredChain(store)).ok).toBe(true);
+  });
+
   it('names the first altered event', async () => {
     await store.db.updateTable('audit_events').set({ outcome: 'tampered' }).where('seq', '=', 23).execute();
     expect(await verifyStoredChain(store)).toMatchObject({ ok: false, firstBadSeq: 23 });

@@ -1,13 +1,13 @@
 import { CompiledQuery } from 'kysely';
-import { canonicalJson } from '../core/canonical-json.ts';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
-import { MandateError } from '../core/errors.ts';
-import { signEd25519, type KeyRing, type SigningKey } from '../keys/index.ts';
+import type { KeyRing, SigningKey } from '../keys/index.ts';
 import { LOCK_AUDIT_CHAIN, type Store, type Tx } from '../store/index.ts';
-import type { Database } from '../store/index.ts';
+import type { AuditEventTable, Database } from '../store/index.ts';
 import type { Transaction } from 'kysely';
-import { checkpointMessage, GENESIS_HASH, hashRecordWithDetails, type AuditInput, type AuditRecord } from './record.ts';
+import { chainEntry, chainRows, checkpointRows, type ChainEntry, type ChainTail } from './chain.ts';
+import { EMBEDDED_APPEND, type EmbeddedAppend, type EmbeddedAppended } from './embedded-append.ts';
+import type { AuditInput, AuditRecord } from './record.ts';
 import { advisoryXactLock } from '../store/index.ts';
 
 export const CHECKPOINT_KEY_PURPOSE = 'audit-checkpoint';
@@ -21,9 +21,15 @@ export interface AuditLogOptions {
 }
 
 interface Pending {
-  input: AuditInput;
-  resolve: (record: AuditRecord) => void;
+  entry: ChainEntry;
+  resolve: (appended: AppendedEvent) => void;
   reject: (error: unknown) => void;
+}
+
+/** Where an event landed in the chain. */
+export interface AppendedEvent {
+  seq: number;
+  hash: string;
 }
 
 /**
@@ -33,7 +39,8 @@ interface Pending {
  * commit together or not at all. Decisions, which are many and not tied to a write, go through
  * `append`, which group-commits whatever has queued up and resolves each caller only once its batch is
  * durable. Both paths take the same chain lock, so the chain stays one line under concurrent writers
- * and across replicas (a PostgreSQL advisory lock; SQLite serialises transactions by itself).
+ * and across replicas (a PostgreSQL advisory lock; SQLite serialises transactions by itself). On the
+ * embedded store a group commit is one procedure on the database thread (embedded-append.ts).
  */
 export class AuditLog {
   readonly #store: Store;
@@ -42,6 +49,8 @@ export class AuditLog {
   readonly #clock: Clock;
   readonly #maxBatch: number;
   #checkpointKey: SigningKey | undefined;
+  /** The checkpoint key the database thread already holds (embedded store). */
+  #keyOnThread: string | undefined;
   #queue: Pending[] = [];
   readonly #appendedListeners = new Set<() => void>();
   #flushing: Promise<void> | undefined;
@@ -67,10 +76,10 @@ export class AuditLog {
 
   /** Appends within the caller's transaction. */
   async appendIn(tx: Tx, input: AuditInput): Promise<AuditRecord> {
-    const [record] = await this.#write(tx.db, [input]);
+    const [row] = await this.#write(tx.db, [chainEntry(input)]);
     // Streams wake up when the change commits (a local event; other replicas' streams poll).
-    tx.publish('audit.appended', { seq: record!.seq });
-    return record!;
+    tx.publish('audit.appended', { seq: row!.seq });
+    return rowToRecord(row!);
   }
 
   /** Called after appends become durable in this process (wakes audit streams without polling). */
@@ -83,10 +92,13 @@ export class AuditLog {
     };
   }
 
-  /** Appends on its own, group-committed with other concurrent appends; resolves once durable. */
-  append(input: AuditInput): Promise<AuditRecord> {
+  /**
+   * Appends on its own, group-committed with other concurrent appends; resolves once durable. Details
+   * that cannot be encoded (RFC 8785 has no NaN, BigInt, functions) reject this append alone.
+   */
+  append(input: AuditInput): Promise<AppendedEvent> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ input, resolve, reject });
+      this.#queue.push({ entry: chainEntry(input), resolve, reject });
       this.#flushing ??= this.#drain();
     });
   }
@@ -101,8 +113,8 @@ export class AuditLog {
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0, this.#maxBatch);
         try {
-          const records = await this.#store.transaction(({ db }) => this.#write(db, batch.map((p) => p.input)));
-          batch.forEach((pending, i) => pending.resolve(records[i]!));
+          const appended = await this.#commit(batch.map((p) => p.entry));
+          batch.forEach((pending, i) => pending.resolve(appended[i]!));
           for (const listener of this.#appendedListeners) listener();
         } catch (error) {
           for (const pending of batch) pending.reject(error);
@@ -113,54 +125,38 @@ export class AuditLog {
     }
   }
 
-  async #write(db: Transaction<Database>, inputs: AuditInput[]): Promise<AuditRecord[]> {
+  /** One group commit: a procedure on the embedded store's database thread, a transaction elsewhere. */
+  async #commit(entries: ChainEntry[]): Promise<AppendedEvent[]> {
+    const embedded = this.#store.embedded;
+    if (!embedded) {
+      const rows = await this.#store.transaction(({ db }) => this.#write(db, entries));
+      return rows.map((r) => ({ seq: r.seq, hash: r.hash }));
+    }
+    const key = this.#checkpointKey;
+    const payload: EmbeddedAppend = { entries, ts: this.#clock.now().toISOString(), checkpointEvery: this.#checkpointEvery, keyId: key?.id };
+    if (key && this.#keyOnThread !== key.id) payload.privateKey = key.privateKey;
+    const { first, hashes } = await embedded.runProcedure<EmbeddedAppended>(EMBEDDED_APPEND, payload);
+    if (key) this.#keyOnThread = key.id;
+    return hashes.map((hash, i) => ({ seq: first + i, hash }));
+  }
+
+  async #write(db: Transaction<Database>, entries: ChainEntry[]): Promise<AuditEventTable[]> {
     if (this.#store.dialect === 'postgres') await advisoryXactLock(db, LOCK_AUDIT_CHAIN);
     this.#tailQuery ??= this.#store.db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).compile();
-    const last = (await db.executeQuery<{ seq: number; hash: string }>(this.#tailQuery)).rows[0];
-    let seq = last?.seq ?? 0;
-    let prevHash = last?.hash ?? GENESIS_HASH;
-    const ts = this.#clock.now().toISOString();
-    const records: AuditRecord[] = [];
-    /** The stored `details` text of each record: canonical JSON is idempotent, so the text computed once is reused for the row. */
-    const detailTexts: string[] = [];
-    for (const input of inputs) {
-      seq += 1;
-      // Round-trip details through canonical JSON so what is hashed is exactly what is stored.
-      const detailText = canonicalJson(input.details ?? {});
-      const details = JSON.parse(detailText) as Record<string, unknown>;
-      const body = { seq, ts, actor: input.actor, action: input.action, target: input.target ?? null, outcome: input.outcome, details, prevHash };
-      const record: AuditRecord = { ...body, hash: hashRecordWithDetails(body, detailText) };
-      records.push(record);
-      detailTexts.push(detailText);
-      prevHash = record.hash;
-    }
+    const tail = (await db.executeQuery<ChainTail>(this.#tailQuery)).rows[0];
+    const rows = chainRows(tail, entries, this.#clock.now().toISOString());
     // Insert in chunks: both dialects cap the number of bound parameters in one statement.
-    for (let i = 0; i < records.length; i += 500) {
-      const chunk = records.slice(i, i + 500);
+    for (let i = 0; i < rows.length; i += 500) {
+      const chunk = rows.slice(i, i + 500);
       const parameters: unknown[] = [];
-      chunk.forEach((r, j) => parameters.push(r.seq, r.ts, r.actor, r.action, r.target, r.outcome, detailTexts[i + j]!, r.prevHash, r.hash));
+      for (const r of chunk) parameters.push(r.seq, r.ts, r.actor, r.action, r.target, r.outcome, r.details, r.prev_hash, r.hash);
       await db.executeQuery(CompiledQuery.raw(this.#insertSql(chunk.length), parameters));
     }
-    const due = records.filter((r) => r.seq % this.#checkpointEvery === 0);
-    if (due.length > 0) {
-      // Loaded in init(): creating it here could need a second transaction while this one holds the
-      // only SQLite connection.
-      const key = this.#checkpointKey;
-      if (!key) throw new MandateError('AUDIT_NOT_INITIALISED', 'AuditLog.init() was not called', 500);
-      for (const record of due) {
-        await db
-          .insertInto('audit_checkpoints')
-          .values({
-            seq: record.seq,
-            hash: record.hash,
-            signature: signEd25519(key.privateKey, checkpointMessage(record.seq, record.hash)),
-            key_id: key.id,
-            ts,
-          })
-          .execute();
-      }
-    }
-    return records;
+    // The key was loaded in init(): creating it here could need a second transaction while this one
+    // holds the only SQLite connection.
+    const checkpoints = checkpointRows(rows, this.#checkpointEvery, this.#checkpointKey);
+    if (checkpoints.length > 0) await db.insertInto('audit_checkpoints').values(checkpoints).execute();
+    return rows;
   }
 
   /** `insert into audit_events (…) values (…), …` for `rows` rows, in the store's dialect. */

@@ -1,4 +1,4 @@
-export { AuditLog, CHECKPOINT_KEY_PURPOSE, type AuditLogOptions } from './audit-log.ts';
+export { AuditLog, CHECKPOINT_KEY_PURPOSE, type AppendedEvent, type AuditLogOptions } from './audit-log.ts';
 export { hashRecord, checkpointMessage, GENESIS_HASH, type AuditInput, type AuditRecord } from './record.ts';
 export { verifyChain, type Checkpoint, type VerifyResult } from './verify.ts';
 export { storedEvents, storedCheckpoints, verifyStoredChain } from './store-source.ts';

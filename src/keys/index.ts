@@ -1,1 +1,2 @@
-export { KeyRing, publicKeys, signEd25519, verifyEd25519, type SigningKey } from './key-ring.ts';
+export { KeyRing, publicKeys, type SigningKey } from './key-ring.ts';
+export { signEd25519, verifyEd25519 } from './ed25519.ts';

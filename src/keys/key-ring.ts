@@ -1,4 +1,4 @@
-import { generateKeyPairSync, createPrivateKey, createPublicKey, sign, verify, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, createPrivateKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { newId } from '../core/ids.ts';
 import { open, seal } from '../core/crypto.ts';
 import type { Store } from '../store/index.ts';
@@ -72,17 +72,4 @@ export class KeyRing {
 export async function publicKeys(store: Store, purpose: string): Promise<Map<string, JsonWebKey>> {
   const rows = await store.db.selectFrom('keys').select(['id', 'public_jwk']).where('purpose', '=', purpose).execute();
   return new Map(rows.map((row) => [row.id, JSON.parse(row.public_jwk) as JsonWebKey]));
-}
-
-export function signEd25519(privateKey: KeyObject, message: string): string {
-  return sign(null, Buffer.from(message, 'utf8'), privateKey).toString('base64url');
-}
-
-export function verifyEd25519(publicJwk: JsonWebKey, message: string, signature: string): boolean {
-  try {
-    const key = createPublicKey({ key: publicJwk, format: 'jwk' });
-    return verify(null, Buffer.from(message, 'utf8'), key, Buffer.from(signature, 'base64url'));
-  } catch {
-    return false;
-  }
 }

@@ -2,7 +2,9 @@
  * The embedded store's database thread. It owns the only SQLite connection, so the fsync that makes a
  * commit durable (synchronous=FULL) happens here, not on the event loop that serves requests.
  * Protocol: `{id, sql, params, begin?}` in (`begin`: open a transaction first); `{id, rows, changes,
- * lastInsertRowid, inTransaction}` or `{id, error, inTransaction}` out.
+ * lastInsertRowid, inTransaction}` or `{id, error, inTransaction}` out. Or a procedure:
+ * `{id, procedure, payload}` in, where `procedure` is the URL of a module exporting
+ * `run(db, payload)`, run here in one transaction of its own; `{id, result, inTransaction}` out.
  */
 import { DatabaseSync } from 'node:sqlite';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -12,6 +14,17 @@ interface Query {
   sql: string;
   params: (null | number | bigint | string | Uint8Array)[];
   begin?: boolean;
+}
+
+interface ProcedureCall {
+  id: number;
+  procedure: string;
+  payload: unknown;
+}
+
+/** What a procedure module exports: work done on this thread, next to the data, in one transaction. */
+export interface EmbeddedProcedure {
+  run(db: DatabaseSync, payload: unknown): unknown;
 }
 
 const db = new DatabaseSync((workerData as { path: string }).path);
@@ -34,12 +47,44 @@ function statementFor(sql: string): ReturnType<DatabaseSync['prepare']> {
   return statement;
 }
 
-parentPort!.on('message', (message: Query | { close: true }) => {
+const procedures = new Map<string, Promise<EmbeddedProcedure>>();
+
+async function runProcedure(message: ProcedureCall): Promise<void> {
+  try {
+    let module = procedures.get(message.procedure);
+    if (!module) {
+      module = import(message.procedure) as Promise<EmbeddedProcedure>;
+      procedures.set(message.procedure, module);
+    }
+    const { run } = await module;
+    db.exec('begin');
+    try {
+      const result = run(db, message.payload);
+      db.exec('commit');
+      parentPort!.postMessage({ id: message.id, result, inTransaction: db.isTransaction });
+    } catch (error) {
+      if (db.isTransaction) db.exec('rollback');
+      throw error;
+    }
+  } catch (error) {
+    parentPort!.postMessage({ id: message.id, error: { message: (error as Error).message, code: (error as { code?: string }).code }, inTransaction: db.isTransaction });
+  }
+}
+
+// Messages are handled strictly in order: a procedure's module may still be loading when the next arrives.
+let previous: Promise<void> = Promise.resolve();
+
+parentPort!.on('message', (message: Query | ProcedureCall | { close: true }) => {
+  previous = previous.then(() => handle(message));
+});
+
+async function handle(message: Query | ProcedureCall | { close: true }): Promise<void> {
   if ('close' in message) {
     db.close();
     parentPort!.postMessage({ closed: true });
     return;
   }
+  if ('procedure' in message) return runProcedure(message);
   try {
     if (message.begin) db.exec('begin');
     const statement = statementFor(message.sql);
@@ -52,6 +97,6 @@ parentPort!.on('message', (message: Query | { close: true }) => {
   } catch (error) {
     parentPort!.postMessage({ id: message.id, error: { message: (error as Error).message, code: (error as { code?: string }).code }, inTransaction: db.isTransaction });
   }
-});
+}
 
 parentPort!.postMessage({ ready: true });

@@ -37,9 +37,16 @@ export const LOCK_AUDIT_CHAIN = 7_261_002;
 // stay far below 2^53.
 pg.types.setTypeParser(20, (value: string) => Number(value));
 
+/** The embedded store's database thread, for work done next to the data (sqlite-worker.ts). */
+export interface EmbeddedProcedures {
+  runProcedure<T>(procedure: URL, payload: unknown): Promise<T>;
+}
+
 export class Store {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
+  /** Only on the embedded store. */
+  readonly embedded: EmbeddedProcedures | undefined;
   readonly events = new ChangeEvents();
   /** Distinguishes this process's notifications from other replicas'. */
   readonly origin = randomUUID();
@@ -50,9 +57,11 @@ export class Store {
   readonly #channel: string;
   #closed = false;
 
-  private constructor(db: Kysely<Database>, dialect: Dialect, databaseUrl?: string, schema?: string) {
+  private constructor(db: Kysely<Database>, dialect: Dialect, options: { databaseUrl?: string; schema?: string | undefined; embedded?: EmbeddedProcedures } = {}) {
+    const { databaseUrl, schema } = options;
     this.db = db;
     this.dialect = dialect;
+    this.embedded = options.embedded;
     this.#databaseUrl = databaseUrl;
     this.#schema = schema;
     this.#channel = schema ? `mandate_events_${schema}` : 'mandate_events';
@@ -67,10 +76,11 @@ export class Store {
       const pool = new pg.Pool({ ...pgConfig(options.databaseUrl, options.schema), max: 10 });
       // An idle client's error (server restart) must not crash the process; the next query reconnects.
       pool.on('error', () => undefined);
-      store = new Store(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', options.databaseUrl, options.schema);
+      store = new Store(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', { databaseUrl: options.databaseUrl, schema: options.schema });
     } else {
       mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-      store = new Store(new Kysely<Database>({ dialect: new WorkerSqliteDialect(join(options.dataDir, 'mandate.db')) }), 'sqlite');
+      const dialect = new WorkerSqliteDialect(join(options.dataDir, 'mandate.db'));
+      store = new Store(new Kysely<Database>({ dialect }), 'sqlite', { embedded: dialect });
     }
     try {
       await sql`select 1`.execute(store.db);
