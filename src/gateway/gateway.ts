@@ -102,10 +102,10 @@ export class Gateway {
       // Transports §Session Management: end the upstream session too, with the gateway's credential.
       const server = this.registry.server(session.server);
       try {
-        const headers = new Headers({ 'mcp-session-id': session.upstreamSessionId });
-        if (server?.transport === 'http') for (const [k, v] of Object.entries(await this.credentials.headersFor(server.name, server.credential !== null))) headers.set(k, v);
+        const headers: Record<string, string> = { 'mcp-session-id': session.upstreamSessionId };
+        if (server?.transport === 'http') for (const [k, v] of Object.entries(await this.credentials.headersFor(server.name, server.credential !== null))) headers[k.toLowerCase()] = v;
         const response = await session.endpoint.fetch({ method: 'DELETE', headers, signal: AbortSignal.timeout(5000) });
-        await response.body?.cancel();
+        response.body?.destroy();
       } catch {
         // Best effort: the upstream expires the session on its own.
       }

@@ -16,7 +16,9 @@ import { GatewaySession, type SessionTable } from './sessions.ts';
 import type { SettingsStore } from './settings.ts';
 import { SseRewriter } from './sse.ts';
 import type { GatewayCaller, McpAction, UpstreamServer } from './types.ts';
-import { httpEndpoint, StdioBridge, type UpstreamEndpoint } from './upstream.ts';
+import { answerHeader, httpEndpoint, StdioBridge, type UpstreamAnswer, type UpstreamEndpoint } from './upstream.ts';
+import { asResponse, StreamedAnswer, type ProxyAnswer } from './streamed-answer.ts';
+import type { Readable } from 'node:stream';
 import { linkedSignal } from './linked-signal.ts';
 
 /**
@@ -133,7 +135,7 @@ export class GatewayProxy {
    * `clientCertificate`: the TLS client certificate of the connection, when Mandate terminates mutual TLS
    * itself (certificate-bound tokens, RFC 8705 §3).
    */
-  async handle(request: ProxyRequest, serverName: string, clientAddress: string | undefined, clientCertificate?: X509Certificate): Promise<Response> {
+  async handle(request: ProxyRequest, serverName: string, clientAddress: string | undefined, clientCertificate?: X509Certificate): Promise<ProxyAnswer> {
     const started = performance.now();
     const d = this.#d;
     const settings = d.settings.current;
@@ -288,12 +290,12 @@ export class GatewayProxy {
    * waits (when it sent a progress token, so SDK clients can keep the request alive), then the upstream's
    * answer, or the refusal, as events on that stream.
    */
-  async #decideStreaming(request: ProxyRequest, session: GatewaySession, ownerId: string, action: McpAction, message: RpcMessage, text: string, clientAddress: string | undefined, started: number): Promise<Response> {
+  async #decideStreaming(request: ProxyRequest, session: GatewaySession, ownerId: string, action: McpAction, message: RpcMessage, text: string, clientAddress: string | undefined, started: number): Promise<ProxyAnswer> {
     let waiting: (approvalId: string) => void = () => undefined;
     const approvalCreated = new Promise<string>((resolve) => (waiting = resolve));
     const decided = this.#decide(session, ownerId, action, message, clientAddress, started, [], request.signal, (approvalId) => waiting(approvalId));
     const first = await Promise.race([decided.then((outcome) => ({ outcome })), approvalCreated.then((approvalId) => ({ approvalId }))]);
-    const finish = async (outcome: Awaited<typeof decided>): Promise<Response> => {
+    const finish = async (outcome: Awaited<typeof decided>): Promise<ProxyAnswer> => {
       if ('refusal' in outcome) return rpcResponse(200, outcome.refusal);
       if (session.closed) return rpcResponse(200, rpcError(message.id, RPC_CANCELLED, 'the session was closed (agent suspended)'));
       this.#admit(session, [outcome.pending], outcome.pending.labels ?? []);
@@ -321,7 +323,7 @@ export class GatewayProxy {
           try {
             const outcome = await decided;
             clearInterval(timer);
-            const response = await finish(outcome);
+            const response = asResponse(await finish(outcome));
             const type = response.headers.get('content-type') ?? '';
             if (type.startsWith('text/event-stream') && response.body) {
               const reader = response.body.getReader();
@@ -433,25 +435,25 @@ export class GatewayProxy {
   }
 
   /** Sends the (rewritten) request upstream and streams the answer back, inspecting what it must. */
-  async #forward(request: ProxyRequest, session: GatewaySession, body: string | undefined, pending: Pending[], started: number): Promise<Response> {
+  async #forward(request: ProxyRequest, session: GatewaySession, body: string | undefined, pending: Pending[], started: number): Promise<ProxyAnswer> {
     const d = this.#d;
     const server = d.registry.server(session.server);
-    const headers = new Headers();
+    const headers: Record<string, string> = {};
     for (const name of FORWARDED_REQUEST_HEADERS) {
       const value = request.headers.get(name);
-      if (value !== null) headers.set(name, value);
+      if (value !== null) headers[name] = value;
     }
-    if (session.upstreamSessionId !== undefined) headers.set('mcp-session-id', session.upstreamSessionId);
+    if (session.upstreamSessionId !== undefined) headers['mcp-session-id'] = session.upstreamSessionId;
     try {
       const injected = server?.transport === 'http' ? await d.credentials.headersFor(session.server, server.credential !== null) : {};
-      for (const [name, value] of Object.entries(injected)) headers.set(name, value);
+      for (const [name, value] of Object.entries(injected)) headers[name.toLowerCase()] = value;
     } catch (error) {
       d.logger.warn({ server: session.server, err: (error as Error).message }, 'gateway could not obtain the upstream credential');
       return this.#upstreamFailure(pending, session, 502, `the gateway could not obtain its credential for upstream ${session.server}`, started);
     }
     // Closing the session (kill switch) or the agent hanging up cancels the upstream call, until it is over.
     const link = linkedSignal([session.signal, request.signal]);
-    let upstream: Response;
+    let upstream: UpstreamAnswer;
     try {
       upstream = await session.endpoint.fetch({ method: request.method as 'GET' | 'POST' | 'DELETE', headers, body, signal: link.signal });
     } catch (error) {
@@ -460,25 +462,25 @@ export class GatewayProxy {
       d.logger.warn({ server: session.server, err: (error as Error).message }, 'gateway upstream unreachable');
       return this.#upstreamFailure(pending, session, 502, `upstream ${session.server} is unreachable`, started);
     }
-    const upstreamSession = upstream.headers.get('mcp-session-id');
-    if (upstreamSession !== null && session.upstreamSessionId === undefined) session.upstreamSessionId = upstreamSession;
+    const upstreamSession = answerHeader(upstream, 'mcp-session-id');
+    if (upstreamSession !== undefined && session.upstreamSessionId === undefined) session.upstreamSessionId = upstreamSession;
 
-    const out = new Headers();
-    upstream.headers.forEach((value, name) => {
-      if (!DROPPED_RESPONSE_HEADERS.includes(name.toLowerCase())) out.set(name, value);
-    });
-    out.set('mcp-session-id', session.id);
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(upstream.headers)) {
+      if (value !== undefined && !DROPPED_RESPONSE_HEADERS.includes(name)) out[name] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    out['mcp-session-id'] = session.id;
     if (upstream.status === 404 && session.upstreamSessionId !== undefined && request.method !== 'DELETE') {
       // The upstream forgot the session (restart, expiry): end ours too, so the agent initializes afresh.
       link.dispose();
-      await upstream.body?.cancel().catch(() => undefined);
+      upstream.body?.destroy();
       await d.closeSession(session, 'the upstream ended the session', false);
       return rpcResponse(404, rpcError(pending[0]?.id, -32001, 'Session not found'));
     }
     if (upstream.status === 401 || upstream.status === 403) {
       // The upstream refused *our* credential: that is a gateway configuration problem, not the agent's.
       link.dispose();
-      await upstream.body?.cancel().catch(() => undefined);
+      upstream.body?.destroy();
       return this.#upstreamFailure(pending, session, 502, `the upstream refused the gateway's credential (${upstream.status})`, started);
     }
 
@@ -510,15 +512,16 @@ export class GatewayProxy {
       for (const p of [...watched.values()]) finish(p, 'incomplete');
     };
 
-    const type = upstream.headers.get('content-type') ?? '';
+    const type = answerHeader(upstream, 'content-type') ?? '';
     const sse = type.startsWith('text/event-stream');
     // SSE answers to requests are always read event by event (a broken stream must still answer them);
     // JSON answers only when something in them must be seen or filtered.
     const interesting = pending.some((p) => p.record || isListMethod(p.method)) || (sse && pending.length > 0);
-    if (!upstream.body || !interesting) {
-      if (!upstream.body) complete();
-      return new Response(upstream.body && relay(upstream.body, undefined, complete), { status: upstream.status, headers: out });
+    if (!upstream.body) {
+      complete();
+      return new Response(null, { status: upstream.status, headers: out });
     }
+    if (!interesting) return new StreamedAnswer(upstream.status, out, upstream.body, { done: complete });
     if (sse) {
       const rewriter = new SseRewriter((data) => {
         let message: RpcMessage;
@@ -536,10 +539,16 @@ export class GatewayProxy {
         unanswered.clear();
         return errors.length === 0 ? undefined : new TextEncoder().encode(errors.map((e) => `event: message\ndata: ${JSON.stringify(e)}\n\n`).join(''));
       };
-      return new Response(relay(upstream.body, rewriter, complete, broken), { status: upstream.status, headers: out });
+      return new StreamedAnswer(upstream.status, out, upstream.body, { rewriter, done: complete, broken });
     }
     if (type.startsWith('application/json')) {
-      const text = await upstream.text();
+      let text: string;
+      try {
+        text = await readText(upstream.body);
+      } catch (error) {
+        complete();
+        throw error;
+      }
       let replacedText = text;
       try {
         const parsed = JSON.parse(text) as RpcMessage | RpcMessage[];
@@ -556,7 +565,7 @@ export class GatewayProxy {
       complete();
       return new Response(replacedText, { status: upstream.status, headers: out });
     }
-    return new Response(relay(upstream.body, undefined, complete), { status: upstream.status, headers: out });
+    return new StreamedAnswer(upstream.status, out, upstream.body, { done: complete });
   }
 
   /**
@@ -620,50 +629,11 @@ export class GatewayProxy {
   }
 }
 
-/**
- * Relays the upstream body to the agent chunk by chunk (one stage, no buffering), rewriting SSE events
- * when asked. When the upstream side is aborted (the agent went away, or the kill switch closed the
- * session) the agent's stream simply ends, and nothing logs a spurious error. `done` runs once at the end.
- */
-function relay(body: ReadableStream<Uint8Array>, rewriter: SseRewriter | undefined, done: (() => void) | undefined, broken?: () => Uint8Array | undefined): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  let finished = false;
-  const finish = () => {
-    if (!finished) {
-      finished = true;
-      done?.();
-    }
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        for (;;) {
-          const { done: ended, value } = await reader.read();
-          if (ended) {
-            const tail = rewriter?.end();
-            if (tail) controller.enqueue(tail);
-            controller.close();
-            finish();
-            return;
-          }
-          const out = rewriter ? rewriter.push(value) : value;
-          if (out && out.byteLength > 0) {
-            controller.enqueue(out);
-            return;
-          }
-        }
-      } catch {
-        const last = broken?.();
-        if (last) controller.enqueue(last);
-        controller.close();
-        finish();
-      }
-    },
-    cancel(reason) {
-      finish();
-      return reader.cancel(reason).catch(() => undefined);
-    },
-  });
+/** A Node body as UTF-8 text (a leading BOM dropped, as WHATWG `text()`). */
+async function readText(body: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 /**

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Agent, request as undiciRequest } from 'undici';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
@@ -8,14 +9,33 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 /** What the proxy sends upstream: a Streamable HTTP request, already rewritten (headers, session id). */
 export interface UpstreamRequest {
   method: 'GET' | 'POST' | 'DELETE';
-  headers: Headers;
+  /** Lower-case names. */
+  headers: Record<string, string>;
   body?: string | undefined;
   signal: AbortSignal;
 }
 
+/**
+ * What the upstream answered, as Node gives it: no WHATWG Headers or web stream in between, since the
+ * body is usually relayed straight onto the agent's socket (streamed-answer.ts).
+ */
+export interface UpstreamAnswer {
+  status: number;
+  /** Lower-case names. */
+  headers: Record<string, string | string[] | undefined>;
+  /** `null` for statuses that have no body. Destroy it to give the answer up. */
+  body: Readable | null;
+}
+
+/** A header's value (the first, if the upstream repeated it). */
+export function answerHeader(answer: UpstreamAnswer, name: string): string | undefined {
+  const value = answer.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
 /** One way of reaching an upstream: a real HTTP endpoint, or a stdio child behind an in-process bridge. */
 export interface UpstreamEndpoint {
-  fetch(request: UpstreamRequest): Promise<Response>;
+  fetch(request: UpstreamRequest): Promise<UpstreamAnswer>;
   /** Ends whatever the endpoint holds (a child process); HTTP endpoints hold nothing. */
   close(): Promise<void>;
 }
@@ -31,56 +51,31 @@ export interface UpstreamEndpoint {
 // meets a socket closed under it is not retried (it is not idempotent), so the agent would get a 502.
 const upstreamAgent = new Agent({ connections: null, pipelining: 1 });
 
-/** Statuses whose response has no body (Fetch §2.2.3 "null body status"); `new Response` rejects one for them. */
+/** Statuses whose response has no body (RFC 9110 §6.4.1). */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+
+/**
+ * A body's failure (the upstream broke off, or the call was aborted) may come before anyone reads it;
+ * unobserved, Node would raise it as an uncaught exception. Readers learn of it from `errored`.
+ */
+function observed(body: Readable): Readable {
+  body.on('error', () => undefined);
+  return body;
+}
 
 export function httpEndpoint(url: string): UpstreamEndpoint {
   return {
     fetch: async (r) => {
-      const headers: Record<string, string> = {};
-      r.headers.forEach((value, name) => (headers[name] = value));
-      // No redirects are followed (as with `redirect: 'manual'` before): a 3xx passes back as it is.
-      const answer = await undiciRequest(url, { method: r.method, headers, body: r.body ?? null, signal: r.signal, dispatcher: upstreamAgent });
-      const out = new Headers();
-      for (const [name, value] of Object.entries(answer.headers)) {
-        if (value === undefined) continue;
-        if (Array.isArray(value)) for (const v of value) out.append(name, v);
-        else out.set(name, value);
-      }
+      // No redirects are followed: a 3xx passes back as it is.
+      const answer = await undiciRequest(url, { method: r.method, headers: r.headers, body: r.body ?? null, signal: r.signal, dispatcher: upstreamAgent });
       if (NULL_BODY.has(answer.statusCode)) {
         answer.body.resume();
-        return new Response(null, { status: answer.statusCode, headers: out });
+        return { status: answer.statusCode, headers: answer.headers, body: null };
       }
-      return new Response(webBody(answer.body), { status: answer.statusCode, headers: out });
+      return { status: answer.statusCode, headers: answer.headers, body: observed(answer.body) };
     },
     close: async () => undefined,
   };
-}
-
-/**
- * The upstream's Node body as a web stream, one chunk per pull. Not `Readable.toWeb`: its adapter keeps
- * enqueueing chunks that arrive after the web side was cancelled (the proxy cancels an upstream body it
- * answers for itself, e.g. on 401/404), which throws an uncaught ERR_INVALID_STATE.
- */
-function webBody(body: Readable): ReadableStream<Uint8Array> {
-  const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
-  let cancelled = false;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await chunks.next();
-        if (cancelled) return;
-        if (done) controller.close();
-        else controller.enqueue(value);
-      } catch (error) {
-        if (!cancelled) controller.error(error);
-      }
-    },
-    cancel() {
-      cancelled = true;
-      body.destroy();
-    },
-  });
 }
 
 interface RpcLike {
@@ -139,13 +134,16 @@ export class StdioBridge implements UpstreamEndpoint {
     void send(related);
   }
 
-  async fetch(request: UpstreamRequest): Promise<Response> {
-    if (this.#closed) return new Response(null, { status: 404 });
+  async fetch(request: UpstreamRequest): Promise<UpstreamAnswer> {
+    if (this.#closed) return { status: 404, headers: {}, body: null };
     this.#started ??= Promise.all([this.#http.start(), this.#child.start()]).then(() => undefined);
     await this.#started;
     const init: RequestInit = { method: request.method, headers: request.headers, signal: request.signal };
     if (request.body !== undefined) init.body = request.body;
-    return this.#http.handleRequest(new Request('http://stdio.invalid/mcp', init));
+    const response = await this.#http.handleRequest(new Request('http://stdio.invalid/mcp', init));
+    const headers: Record<string, string> = {};
+    response.headers.forEach((value, name) => (headers[name] = value));
+    return { status: response.status, headers, body: response.body ? observed(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>)) : null };
   }
 
   async close(): Promise<void> {

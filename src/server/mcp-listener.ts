@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { MandateError } from '../core/errors.ts';
-import { problemResponse, type GatewayProxy, type ProxyRequest } from '../gateway/index.ts';
+import { problemResponse, StreamedAnswer, type GatewayProxy, type ProxyAnswer, type ProxyRequest } from '../gateway/index.ts';
 
 /**
  * `/mcp/{server}` served straight from Node's request listener, ahead of hono: every agent request goes
@@ -30,7 +30,7 @@ export function mcpListener(deps: { proxy: GatewayProxy; maxBodyBytes: number; l
 }
 
 async function serve(req: IncomingMessage, res: ServerResponse, segment: string, deps: { proxy: GatewayProxy; maxBodyBytes: number; logger: Logger }): Promise<void> {
-  let response: Response;
+  let response: ProxyAnswer;
   try {
     let server: string;
     try {
@@ -49,21 +49,26 @@ async function serve(req: IncomingMessage, res: ServerResponse, segment: string,
     response = await deps.proxy.handle(new NodeProxyRequest(req, res, deps.maxBodyBytes), server, socket.remoteAddress, certificate);
   } catch (error) {
     if (error instanceof MandateError) {
-      response = problemResponse(error);
+      const problem = problemResponse(error);
       // An unread body stays behind: end the connection rather than parse it as the next request.
-      if (error.code === 'REQUEST_TOO_LARGE') response.headers.set('connection', 'close');
+      if (error.code === 'REQUEST_TOO_LARGE') problem.headers.set('connection', 'close');
+      response = problem;
     } else {
       deps.logger.error({ err: error, path: '/mcp' }, 'request failed');
       response = problemResponse(new MandateError('INTERNAL', 'internal error', 500));
     }
   }
   try {
-    await writeResponse(res, response);
+    if (response instanceof StreamedAnswer) {
+      if (res.destroyed) response.abandon();
+      else await response.writeTo(res);
+    } else await writeResponse(res, response);
   } catch (error) {
     // An answer Node refuses to write (writeHead throws on a header value it does not allow): a 500 if
     // nothing went out yet, else the connection is cut so the client sees a broken answer, not a short one.
     deps.logger.error({ err: error, path: '/mcp' }, 'writing the response failed');
-    await response.body?.cancel().catch(() => undefined);
+    if (response instanceof StreamedAnswer) response.abandon();
+    else await response.body?.cancel().catch(() => undefined);
     if (res.headersSent || res.destroyed) res.destroy();
     else res.writeHead(500, { 'content-type': 'application/problem+json', connection: 'close' }).end(await problemResponse(new MandateError('INTERNAL', 'internal error', 500)).text());
   }

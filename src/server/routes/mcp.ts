@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Hono } from 'hono';
+import { asResponse } from '../../gateway/index.ts';
 import type { AppEnv } from '../app-env.ts';
 import type { OpenApiRegistry } from '../openapi.ts';
 import type { Services } from '../services.ts';
@@ -11,12 +12,12 @@ import type { Services } from '../services.ts';
  */
 export function registerMcpRoutes(app: Hono<AppEnv>, docs: OpenApiRegistry, services: Services): void {
   const { gateway, oauth } = services;
-  app.all('/mcp/:server', (c) => {
+  app.all('/mcp/:server', async (c) => {
     const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
     const socket = incoming?.socket as TLSSocket | undefined;
     // Mutual TLS terminated here: certificate-bound tokens are checked against the connection's certificate.
     const certificate = typeof socket?.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
-    return gateway.proxy.handle(c.req.raw, c.req.param('server'), incoming?.socket.remoteAddress, certificate);
+    return asResponse(await gateway.proxy.handle(c.req.raw, c.req.param('server'), incoming?.socket.remoteAddress, certificate));
   });
 
   // RFC 9728 §3.1: `https://h/mcp/x` → `https://h/.well-known/oauth-protected-resource/mcp/x`.
