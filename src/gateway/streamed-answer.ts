@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import { CoalescedWriter } from '../core/coalesced-writer.ts';
 import type { SseRewriter } from './sse.ts';
 
 /**
@@ -46,6 +47,7 @@ export class StreamedAnswer {
     const source = this.#source;
     const rewriter = this.#rewriter;
     return new Promise<void>((resolve) => {
+      const out = new CoalescedWriter(res);
       let flush: NodeJS.Immediate | undefined;
       /** Something went out: the headers with it (`headersSent` turns true at `writeHead`, before that). */
       let wrote = false;
@@ -60,34 +62,34 @@ export class StreamedAnswer {
         resolve();
       };
       const onData = (chunk: Buffer) => {
-        let out: Uint8Array | undefined;
+        let bytes: Uint8Array | undefined;
         try {
-          out = rewriter ? rewriter.push(chunk) : chunk;
+          bytes = rewriter ? rewriter.push(chunk) : chunk;
         } catch {
           // The rewriter failed on what the upstream sent: end the answer as if the stream broke.
           source.destroy();
           onError();
           return;
         }
-        if (out && out.byteLength > 0) {
+        if (bytes && bytes.byteLength > 0) {
           wrote = true;
-          if (!res.write(out)) source.pause();
+          if (!out.write(bytes)) source.pause();
         }
       };
       const onDrain = () => source.resume();
       const onEnd = () => {
         if (!res.destroyed) {
           const tail = rewriter?.end();
-          if (tail) res.write(tail);
-          res.end();
+          if (tail) out.write(tail);
+          out.end();
         }
         end();
       };
       const onError = () => {
         if (!res.destroyed) {
           const last = this.#broken?.();
-          if (last) res.write(last);
-          res.end();
+          if (last) out.write(last);
+          out.end();
         }
         end();
       };

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { CoalescedWriter } from '../core/coalesced-writer.ts';
 import { MandateError } from '../core/errors.ts';
 import { problemResponse, StreamedAnswer, type GatewayProxy, type ProxyAnswer, type ProxyRequest } from '../gateway/index.ts';
 
@@ -171,12 +172,13 @@ async function writeResponse(res: ServerResponse, response: Response): Promise<v
   const reader = body.getReader();
   const cancel = () => void reader.cancel().catch(() => undefined);
   res.once('close', cancel);
+  const out = new CoalescedWriter(res);
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
       if (res.destroyed) return;
-      if (!res.write(value)) await new Promise<void>((resolve) => {
+      if (!out.write(value)) await new Promise<void>((resolve) => {
         const go = () => {
           res.off('drain', go);
           res.off('close', go);
@@ -186,7 +188,7 @@ async function writeResponse(res: ServerResponse, response: Response): Promise<v
         res.once('close', go);
       });
     }
-    res.end();
+    out.end();
   } catch {
     res.destroy();
   } finally {
