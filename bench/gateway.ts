@@ -7,8 +7,8 @@
  * all, node:http in, undici out) is measured too: the floor any second HTTP hop in Node costs here.
  *
  *   npm run bench:gateway
- *     MANDATE_BENCH_CALLS=2000 MANDATE_BENCH_CONCURRENCY=16 MANDATE_BENCH_BACKEND=sqlite|postgres
- *     MANDATE_BENCH_UPSTREAM=minimal|sdk MANDATE_BENCH_LAYOUT=processes|single
+ *     MANDATE_BENCH_CALLS=5000 MANDATE_BENCH_CONCURRENCY=16 MANDATE_BENCH_BACKEND=sqlite|postgres
+ *     MANDATE_BENCH_UPSTREAM=minimal|sdk MANDATE_BENCH_LAYOUT=both|single|processes
  *     MANDATE_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof"   (extra flags for Mandate's process)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -30,11 +30,13 @@ const UPSTREAM_TOKEN = 'bench-upstream-token';
  */
 const UPSTREAM_KIND = process.env.MANDATE_BENCH_UPSTREAM === 'sdk' ? 'sdk' : 'minimal';
 /**
- * `processes` (default): client, upstream, bare relay and Mandate each in their own process, as on their
- * own machines; every hop then also pays the operating system's cross-process wake-up, whose tail on a
- * small VM is milliseconds. `single`: all four in one process, which leaves the work each path does.
+ * `single`: client, upstream, bare relay and Mandate in one process, one thread: what each path adds is
+ * the work it does, nothing else. `processes`: each in its own process, as on their own machines; every
+ * hop then also pays the operating system's cross-process wake-up, whose tail on a small VM is
+ * milliseconds. `both` (default): one run of each, in that order.
  */
-const LAYOUT = process.env.MANDATE_BENCH_LAYOUT === 'single' ? 'single' : 'processes';
+type Layout = 'single' | 'processes';
+const LAYOUTS: Layout[] = process.env.MANDATE_BENCH_LAYOUT === 'single' ? ['single'] : process.env.MANDATE_BENCH_LAYOUT === 'processes' ? ['processes'] : ['single', 'processes'];
 
 /**
  * Runs this file again as `role` in a child process and waits for the JSON line it announces itself
@@ -111,7 +113,7 @@ async function startBareProxy(target: string): Promise<{ url: string; close(): v
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, close: () => void server.close() };
 }
 
-const CALLS = Number(process.env.MANDATE_BENCH_CALLS ?? 2000);
+const CALLS = Number(process.env.MANDATE_BENCH_CALLS ?? 5000);
 const CONCURRENCY = Number(process.env.MANDATE_BENCH_CONCURRENCY ?? 16);
 const ACCEPT = 'application/json, text/event-stream';
 
@@ -232,7 +234,7 @@ forbid (principal, action == Action::"tools/call", resource) when { resource has
       await services.audit.flush();
       await server.close();
       await db.cleanup();
-      return `${LAYOUT === 'single' ? 'The' : "Mandate's"} process: ${gcPauses.length} GC pauses (${total.toFixed(0)} ms in all, median ${percentile(gcPauses, 50)?.toFixed(2) ?? '–'} ms, longest ${gcPauses.at(-1)?.toFixed(2) ?? '–'} ms); event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(2)} ms`;
+      return `${process.env.MANDATE_BENCH_ROLE === 'server' ? "Mandate's" : 'The'} process: ${gcPauses.length} GC pauses (${total.toFixed(0)} ms in all, median ${percentile(gcPauses, 50)?.toFixed(2) ?? '–'} ms, longest ${gcPauses.at(-1)?.toFixed(2) ?? '–'} ms); event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(2)} ms`;
     },
   };
 }
@@ -257,10 +259,10 @@ async function serveRole(start: () => Promise<{ ready: unknown; stop(): Promise<
   process.exit(0);
 }
 
-async function runClient(): Promise<void> {
+async function runClient(layout: Layout): Promise<void> {
   const backend = process.env.MANDATE_BENCH_BACKEND ?? 'sqlite';
   const flags = process.env.MANDATE_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
-  const single = LAYOUT === 'single';
+  const single = layout === 'single';
   const upstream = single ? await startUpstream() : await startRole<{ url: string }>('upstream', {});
   const relay = single ? await startRelay(upstream.ready.url) : await startRole<{ url: string }>('relay', { MANDATE_BENCH_TARGET: upstream.ready.url });
   const mandate = single ? await startMandate(upstream.ready.url) : await startRole<{ gatewayUrl: string; accessToken: string }>('server', { MANDATE_BENCH_TARGET: upstream.ready.url }, flags);
@@ -282,7 +284,7 @@ async function runClient(): Promise<void> {
     const added = (name: string, sorted: number[]) =>
       `| added by ${name} | ${(percentile(sorted, 50)! - percentile(lat.direct, 50)!).toFixed(3)} ms | ${(percentile(sorted, 99)! - percentile(lat.direct, 99)!).toFixed(3)} ms |`;
     const lines = [
-      `MCP gateway (${backend} store, ${UPSTREAM_KIND} upstream, ${LAYOUT === 'single' ? 'one process' : 'one process each'}), tools/call echo, ${CALLS} sequential calls each (interleaved), then ${CALLS} calls at concurrency ${CONCURRENCY}`,
+      `MCP gateway (${backend} store, ${UPSTREAM_KIND} upstream, ${single ? 'all in one process' : 'one process each'}), tools/call echo, ${CALLS} sequential calls each (interleaved), then ${CALLS} calls at concurrency ${CONCURRENCY}`,
       '',
       '| path | p50 | p99 |',
       '|---|---|---|',
@@ -318,6 +320,9 @@ switch (process.env.MANDATE_BENCH_ROLE) {
     await serveRole(() => startMandate(process.env.MANDATE_BENCH_TARGET!));
     break;
   default:
-    await runClient();
+    for (const [i, layout] of LAYOUTS.entries()) {
+      if (i > 0) process.stdout.write('\n');
+      await runClient(layout);
+    }
     process.exit(0);
 }
