@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { Agent, request as undiciRequest } from 'undici';
+import { Agent } from 'undici';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
@@ -64,10 +64,14 @@ function observed(body: Readable): Readable {
 }
 
 export function httpEndpoint(url: string): UpstreamEndpoint {
+  // Parsed once per session, not on every call.
+  const parsed = new URL(url);
+  const origin = parsed.origin;
+  const path = `${parsed.pathname}${parsed.search}`;
   return {
     fetch: async (r) => {
       // No redirects are followed: a 3xx passes back as it is.
-      const answer = await undiciRequest(url, { method: r.method, headers: r.headers, body: r.body ?? null, signal: r.signal, dispatcher: upstreamAgent });
+      const answer = await upstreamAgent.request({ origin, path, method: r.method, headers: r.headers, body: r.body ?? null, signal: r.signal });
       if (NULL_BODY.has(answer.statusCode)) {
         answer.body.resume();
         return { status: answer.statusCode, headers: answer.headers, body: null };
