@@ -33,6 +33,11 @@ export const configSchema = z
      * calls waiting for approval): this bounds receiving the request only.
      */
     requestTimeoutSeconds: z.coerce.number().int().min(1).max(3600).default(30),
+    /**
+     * Most connections each listener holds open at once; more are dropped as they arrive. Without a cap,
+     * a client opening connections without end exhausts file descriptors and memory for everyone.
+     */
+    maxConnections: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
     /** Largest request body accepted, in bytes. */
     maxBodyBytes: z.coerce.number().int().min(1024).max(50 * 1024 * 1024).default(1024 * 1024),
     /** Longest wait between retries when an audit webhook receiver is down. */
@@ -68,6 +73,7 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   maxBodyBytes: number;
   requestTimeoutSeconds: number;
+  maxConnections: number;
   auditStreamMaxBackoffMs: number;
   jitMaxSeconds: number;
   scimManagesApproverGroups: boolean;
@@ -89,6 +95,7 @@ const ENV: Record<string, keyof ConfigInput> = {
   MANDATE_LOG_LEVEL: 'logLevel',
   MANDATE_MAX_BODY_BYTES: 'maxBodyBytes',
   MANDATE_REQUEST_TIMEOUT_SECONDS: 'requestTimeoutSeconds',
+  MANDATE_MAX_CONNECTIONS: 'maxConnections',
   MANDATE_AUDIT_STREAM_MAX_BACKOFF_MS: 'auditStreamMaxBackoffMs',
   MANDATE_JIT_MAX_SECONDS: 'jitMaxSeconds',
   MANDATE_SCIM_MANAGES_APPROVER_GROUPS: 'scimManagesApproverGroups',
@@ -165,6 +172,7 @@ export function loadConfig(...sources: ConfigInput[]): Config {
     logLevel: c.logLevel,
     maxBodyBytes: c.maxBodyBytes,
     requestTimeoutSeconds: c.requestTimeoutSeconds,
+    maxConnections: c.maxConnections,
     auditStreamMaxBackoffMs: c.auditStreamMaxBackoffMs,
     jitMaxSeconds: c.jitMaxSeconds,
     scimManagesApproverGroups: c.scimManagesApproverGroups,

@@ -2,7 +2,9 @@ import { getRequestListener } from '@hono/node-server';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../core/config.ts';
+import type { Logger } from 'pino';
 import { createApp, type MandateApp } from './app.ts';
+import { capConnections } from './connection-cap.ts';
 import { mcpListener } from './mcp-listener.ts';
 import { createServices, type Services } from './services.ts';
 
@@ -18,7 +20,7 @@ export async function startServer(config: Config, services?: Services): Promise<
   // Listen first so that a server on port 0 knows its URL (the OAuth issuer) before routes are built.
   // `env` carries the raw Node request/response ({incoming, outgoing}): oidc-provider is mounted on them.
   // `/mcp/{server}` is served by Node's listener directly (mcp-listener.ts); everything else by hono.
-  const routing: { handler?: (request: Request, env: unknown) => Response | Promise<Response>; mcp?: (req: IncomingMessage, res: ServerResponse) => boolean } = {};
+  const routing: { handler?: (request: Request, env: unknown) => Response | Promise<Response>; mcp?: (req: IncomingMessage, res: ServerResponse) => boolean; logger?: Logger } = {};
   const honoListener = getRequestListener((request: Request, env: unknown) => (routing.handler ? routing.handler(request, env) : new Response('starting', { status: 503 })), { hostname: config.host });
   const requestTimeout = config.requestTimeoutSeconds * 1000;
   const server = createServer(
@@ -34,6 +36,7 @@ export async function startServer(config: Config, services?: Services): Promise<
       void honoListener(req, res);
     },
   );
+  capConnections(server, config.maxConnections, 'main', () => routing.logger);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
@@ -55,6 +58,7 @@ export async function startServer(config: Config, services?: Services): Promise<
     server.close();
     throw error;
   }
+  routing.logger = ready.logger;
   routing.handler = (request, env) => mandate.app.fetch(request, env);
   routing.mcp = mcpListener({ proxy: ready.gateway.proxy, maxBodyBytes: config.maxBodyBytes, logger: ready.logger });
   return {

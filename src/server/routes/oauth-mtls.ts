@@ -9,6 +9,7 @@ import type { AppEnv } from '../app-env.ts';
 import type { OpenApiRegistry } from '../openapi.ts';
 import type { Services } from '../services.ts';
 import { readBody } from '../validation.ts';
+import { capConnections } from '../connection-cap.ts';
 import { nodeOf } from './oauth.ts';
 
 const csrBody = z.object({ csr: z.string().min(100).max(20_000), ttlSeconds: z.number().int().min(60).max(86_400).optional() }).strict();
@@ -77,6 +78,7 @@ export function registerMtlsRoutes(app: Hono<AppEnv>, api: Hono<AppEnv>, docs: O
       },
       getRequestListener((request, env) => app.fetch(request, env)),
     );
+    capConnections(server, services.config.maxConnections, 'mtls', () => services.logger);
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);
       server!.listen(port, services.config.host, () => resolve());
