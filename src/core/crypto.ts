@@ -1,8 +1,9 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { MandateError } from './errors.ts';
 
 export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+  // One-shot `hash`: no Hash object per call (the audit chain and every gateway call hash).
+  return hash('sha256', data, 'hex');
 }
 
 export function randomToken(bytes = 32): string {

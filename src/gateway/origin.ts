@@ -1,5 +1,12 @@
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
+/** The public URL, parsed once per value (it is checked against every gateway request). */
+let parsedPublic: { text: string; url: URL } | undefined;
+export function publicUrlOf(publicUrl: string): URL {
+  if (parsedPublic?.text !== publicUrl) parsedPublic = { text: publicUrl, url: new URL(publicUrl) };
+  return parsedPublic.url;
+}
+
 function hostParts(host: string): { name: string; port: string } | undefined {
   const match = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d{1,5}))?$/i.exec(host.trim());
   if (!match) return undefined;
@@ -16,7 +23,7 @@ export function hostAllowed(hostHeader: string | undefined, publicUrl: string, e
   if (!hostHeader) return false;
   const host = hostParts(hostHeader);
   if (!host) return false;
-  const pub = new URL(publicUrl);
+  const pub = publicUrlOf(publicUrl);
   const pubPort = pub.port || (pub.protocol === 'https:' ? '443' : '80');
   const port = host.port || (pub.protocol === 'https:' ? '443' : '80');
   if (host.name === pub.hostname.toLowerCase() && port === pubPort) return true;
@@ -32,7 +39,7 @@ export function originAllowed(origin: string | undefined, publicUrl: string, ext
   } catch {
     return false;
   }
-  const pub = new URL(publicUrl);
+  const pub = publicUrlOf(publicUrl);
   if (parsed.origin === pub.origin) return true;
   if (LOOPBACK.has(pub.hostname.toLowerCase()) && LOOPBACK.has(parsed.hostname.toLowerCase()) && parsed.port === pub.port && parsed.protocol === pub.protocol) return true;
   return extra.includes(parsed.origin);

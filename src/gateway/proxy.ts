@@ -9,7 +9,7 @@ import type { CredentialBroker } from './credentials.ts';
 import { decideCall, mayList, type GatewayDecision, type PolicyPoint } from './decide.ts';
 import { isRequest, parseBody, rpcError, RPC_APPROVAL_DENIED, RPC_APPROVAL_TIMEOUT, RPC_CANCELLED, RPC_DENIED, RPC_RATE_LIMITED, RPC_UPSTREAM, type RpcId, type RpcMessage } from './jsonrpc.ts';
 import type { LimitService } from './limits.ts';
-import { hostAllowed, originAllowed } from './origin.ts';
+import { hostAllowed, originAllowed, publicUrlOf } from './origin.ts';
 import { argumentDigest, redact } from './redact.ts';
 import type { UpstreamRegistry } from './registry.ts';
 import { GatewaySession, type SessionTable } from './sessions.ts';
@@ -642,7 +642,7 @@ async function readText(body: Readable): Promise<string> {
  */
 function externalUrl(request: ProxyRequest, publicUrl: string): string {
   const url = new URL(request.url);
-  const pub = new URL(publicUrl);
+  const pub = publicUrlOf(publicUrl);
   return url.host === pub.host ? `${pub.origin}${url.pathname}${url.search}` : request.url;
 }
 

@@ -1,4 +1,4 @@
-import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, hash, X509Certificate, type KeyObject } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { AuditInput } from '../audit/index.ts';
 import { constantTimeEqual } from '../core/crypto.ts';
@@ -162,7 +162,7 @@ export class AccessTokenVerifier {
   }
 
   async #validate(token: string, now: number): Promise<Record<string, unknown>> {
-    const cacheKey = createHash('sha256').update(token).digest('base64url');
+    const cacheKey = hash('sha256', token, 'base64url');
     const hit = this.#verified.get(cacheKey);
     if (hit) {
       const claims = hit.claims;

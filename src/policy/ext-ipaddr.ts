@@ -63,8 +63,26 @@ function count(s: string, c: string): number {
   return n;
 }
 
+/**
+ * Addresses parsed lately: every gateway call puts the client's address in its context, and the same
+ * few addresses come again and again. IpAddr is immutable, so one instance can serve every request.
+ */
+const recent = new Map<string, IpAddr>();
+const RECENT_MAX = 1024;
+
 /** Returns the address, or an error message. */
 export function parseIp(s: string): IpAddr | string {
+  const known = recent.get(s);
+  if (known) return known;
+  const parsed = parseIpUncached(s);
+  if (typeof parsed !== 'string') {
+    if (recent.size >= RECENT_MAX) recent.clear();
+    recent.set(s, parsed);
+  }
+  return parsed;
+}
+
+function parseIpUncached(s: string): IpAddr | string {
   if (s.length > MAX_LEN) return `error parsing IP address from string \`${s}\`: string length is too large`;
   if (count(s, ':') >= 2 && count(s, '.') >= 2) return `error parsing IP address from string: IPv4 embedded in IPv6 is not accepted: \`${s}\``;
   const slash = s.indexOf('/');
