@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { loadConfig } from '../src/core/config.ts';
 import { startDemoUpstream } from '../src/gateway/demo-upstream.ts';
-import { startMinimalUpstream } from './support/minimal-upstream.ts';
+import { startMinimalUpstream } from '../test/support/minimal-upstream.ts';
 import { startServer } from '../src/server/index.ts';
 import { freshDatabase, type Backend } from '../test/support/backends.ts';
 

@@ -271,6 +271,35 @@ describe('MCP gateway end to end', () => {
     await client.close();
   });
 
+  it('approval: an agent that hangs up while its call waits cancels the approval, and the gateway keeps serving', async () => {
+    await applyPolicies(`@approval("owner")\npermit (principal == Agent::"${agentId}", action == Action::"tools/call", resource == Tool::"demo/delete_record");\npermit (principal == Agent::"${agentId}", action == Action::"tools/call", resource == Tool::"demo/echo");`);
+    const accessToken = await token(agentSecret, resource());
+    const client = await agentClient(accessToken);
+    const sessionId = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    // A raw request, so the agent can hang up without announcing it (no notifications/cancelled).
+    const hangUp = new AbortController();
+    const response = await fetch(`${server.url}/mcp/demo`, {
+      method: 'POST',
+      signal: hangUp.signal,
+      headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 'hang-up', method: 'tools/call', params: { name: 'delete_record', arguments: { id: 'hung-up' } } }),
+    });
+    const waiting = new TextDecoder().decode((await response.body!.getReader().read()).value);
+    const id = /waiting for approval (apr_\w+)/.exec(waiting)?.[1];
+    expect(id).toBeDefined();
+    hangUp.abort();
+    let status = 'pending';
+    for (let i = 0; i < 500 && status === 'pending'; i++) {
+      status = (await json<{ status: string }>('GET', `/api/v1/mcp/approvals/${id}`)).status;
+      if (status === 'pending') await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(status).toBe('cancelled');
+    // Still serving (an enqueue into the cancelled stream used to end the process).
+    expect((await client.callTool({ name: 'echo', arguments: { message: 'still here' } })).content).toEqual([{ type: 'text', text: 'echo: still here' }]);
+    expect(upstream.calls.some((c) => c.args.id === 'hung-up')).toBe(false);
+    await client.close();
+  });
+
   it('approval: nobody deciding in time denies the call', async () => {
     await json('PATCH', '/api/v1/mcp/settings', { approvalTimeoutSeconds: 1 });
     const client = await agentClient(await token(agentSecret, resource()));

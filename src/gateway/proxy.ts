@@ -308,43 +308,66 @@ export class GatewayProxy {
     const progressToken = (message.params?._meta as { progressToken?: unknown } | undefined)?.progressToken;
     let beat = 0;
     let timer: NodeJS.Timeout | undefined;
+    /** The agent hung up: nothing more may be enqueued (the stream would throw), and the answer is given up. */
+    let cancelled = false;
     const body = new ReadableStream<Uint8Array>({
       start: (controller) => {
+        const send = (bytes: Uint8Array) => {
+          if (!cancelled) controller.enqueue(bytes);
+        };
         const heartbeat = () => {
           beat += 1;
           // MCP progress (basic/utilities/progress): only with the client's token; otherwise an SSE comment keeps the connection alive.
           if (typeof progressToken === 'string' || typeof progressToken === 'number') {
-            controller.enqueue(event({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken, progress: beat, message: `waiting for approval ${first.approvalId}` } }));
-          } else controller.enqueue(encoder.encode(`: waiting for approval ${first.approvalId}\n\n`));
+            send(event({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken, progress: beat, message: `waiting for approval ${first.approvalId}` } }));
+          } else send(encoder.encode(`: waiting for approval ${first.approvalId}\n\n`));
         };
         heartbeat();
         timer = setInterval(heartbeat, APPROVAL_HEARTBEAT_MS);
-        void (async () => {
-          try {
-            const outcome = await decided;
-            clearInterval(timer);
-            const response = asResponse(await finish(outcome));
-            const type = response.headers.get('content-type') ?? '';
-            if (type.startsWith('text/event-stream') && response.body) {
-              const reader = response.body.getReader();
-              for (;;) {
-                const { done, value } = await reader.read();
-                if (done) break;
-                controller.enqueue(value);
-              }
-            } else {
-              const answer = await response.text();
-              controller.enqueue(answer ? encoder.encode(`event: message\ndata: ${answer}\n\n`) : event(rpcError(message.id, RPC_UPSTREAM, `the upstream answered ${response.status}`)));
-            }
-          } catch {
-            controller.enqueue(event(rpcError(message.id, RPC_UPSTREAM, 'the call failed while streaming its answer')));
-          } finally {
-            clearInterval(timer);
-            controller.close();
+        const relayAnswer = async () => {
+          const outcome = await decided;
+          clearInterval(timer);
+          const answer = await finish(outcome);
+          if (cancelled) {
+            // The agent is gone (its request signal ended the wait or the upstream call): let the answer go.
+            if (answer instanceof StreamedAnswer) answer.abandon();
+            else await answer.body?.cancel().catch(() => undefined);
+            return;
           }
-        })();
+          const response = asResponse(answer);
+          const type = response.headers.get('content-type') ?? '';
+          if (type.startsWith('text/event-stream') && response.body) {
+            const reader = response.body.getReader();
+            for (;;) {
+              if (cancelled) {
+                await reader.cancel().catch(() => undefined);
+                return;
+              }
+              const { done, value } = await reader.read();
+              if (done) break;
+              send(value);
+            }
+          } else {
+            const text = await response.text();
+            send(text ? encoder.encode(`event: message\ndata: ${text}\n\n`) : event(rpcError(message.id, RPC_UPSTREAM, `the upstream answered ${response.status}`)));
+          }
+        };
+        // Never rejects: an unhandled rejection would end the process.
+        void relayAnswer()
+          .catch(() => send(event(rpcError(message.id, RPC_UPSTREAM, 'the call failed while streaming its answer'))))
+          .finally(() => {
+            clearInterval(timer);
+            try {
+              if (!cancelled) controller.close();
+            } catch {
+              // Already closed or errored by the stream itself: nothing left to end.
+            }
+          });
       },
-      cancel: () => clearInterval(timer),
+      cancel: () => {
+        cancelled = true;
+        clearInterval(timer);
+      },
     });
     return new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'mcp-session-id': session.id } });
   }
@@ -476,6 +499,13 @@ export class GatewayProxy {
       upstream.body?.destroy();
       await d.closeSession(session, 'the upstream ended the session', false);
       return rpcResponse(404, rpcError(pending[0]?.id, -32001, 'Session not found'));
+    }
+    if (upstream.status < 200 || upstream.status > 599) {
+      // Not an answer HTTP lets the gateway pass on (a 1xx, or no status at all): the upstream is broken.
+      link.dispose();
+      upstream.body?.destroy();
+      d.logger.warn({ server: session.server, status: upstream.status }, 'gateway upstream answered an impossible status');
+      return this.#upstreamFailure(pending, session, 502, `upstream ${session.server} gave an invalid answer`, started);
     }
     if (upstream.status === 401 || upstream.status === 403) {
       // The upstream refused *our* credential: that is a gateway configuration problem, not the agent's.
