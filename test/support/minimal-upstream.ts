@@ -2,7 +2,8 @@
  * The leanest MCP upstream that still speaks Streamable HTTP correctly enough for the gateway and the
  * SDK client: node:http, one session id per initialize, JSON answers for everything but tools/call,
  * which answers as SSE (as the reference SDK server does). Its own latency and garbage are close to
- * nothing, so what a path adds on top of it is the path's, not the upstream's noise.
+ * nothing, so what a path adds on top of it is the path's, not the upstream's noise. Used by
+ * bench/gateway.ts, and by tests that need an upstream to misbehave on purpose (`answerCall`).
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -14,14 +15,21 @@ const TOOLS = [
   { name: 'send_email', description: 'Sends an e-mail', inputSchema: { type: 'object', properties: { to: { type: 'string' }, body: { type: 'string' } } } },
 ];
 
-interface Rpc {
+export interface Rpc {
   jsonrpc: '2.0';
   id?: string | number;
   method?: string;
   params?: { name?: string; arguments?: { message?: unknown }; protocolVersion?: string };
 }
 
-export async function startMinimalUpstream(options: { requiredToken: string }): Promise<{ url: string; close(): Promise<void> }> {
+export interface MinimalUpstreamOptions {
+  /** The bearer token the upstream demands; none demanded when absent. */
+  requiredToken?: string;
+  /** Answers a tools/call itself (return true) instead of the echo answer: for upstreams that misbehave. */
+  answerCall?: (res: ServerResponse, message: Rpc) => boolean;
+}
+
+export async function startMinimalUpstream(options: MinimalUpstreamOptions): Promise<{ url: string; close(): Promise<void> }> {
   const sessions = new Set<string>();
   const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     const text = JSON.stringify(body);
@@ -29,7 +37,7 @@ export async function startMinimalUpstream(options: { requiredToken: string }): 
     res.end(text);
   };
   const handle = (req: IncomingMessage, res: ServerResponse, text: string) => {
-    if (req.headers.authorization !== `Bearer ${options.requiredToken}`) return json(res, 401, { error: 'unauthorized' });
+    if (options.requiredToken !== undefined && req.headers.authorization !== `Bearer ${options.requiredToken}`) return json(res, 401, { error: 'unauthorized' });
     const session = req.headers['mcp-session-id'];
     if (req.method === 'DELETE') {
       if (typeof session === 'string') sessions.delete(session);
@@ -55,6 +63,7 @@ export async function startMinimalUpstream(options: { requiredToken: string }): 
     }
     if (message.method === 'tools/list') return json(res, 200, { jsonrpc: '2.0', id: message.id, result: { tools: TOOLS } });
     if (message.method === 'tools/call') {
+      if (options.answerCall?.(res, message)) return;
       const result = { content: [{ type: 'text', text: `echo: ${String(message.params?.arguments?.message ?? '')}` }] };
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       res.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result })}\n\n`);
@@ -71,6 +80,10 @@ export async function startMinimalUpstream(options: { requiredToken: string }): 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
