@@ -2,7 +2,7 @@
 export { Gateway, type GatewayDependencies } from './gateway.ts';
 export { oauthAuthenticator } from './authenticator.ts';
 export { GatewayProxy, type AgentAuthenticator, type ProxyRequest, problemResponse } from './proxy.ts';
-export { StreamedAnswer, asResponse, type ProxyAnswer } from './streamed-answer.ts';
+export { StreamedAnswer, STALLED_READER_MS, asResponse, type ProxyAnswer } from './streamed-answer.ts';
 export { UpstreamRegistry, GATEWAY_REGISTRY_CHANGED, SERVER_NAME, LABEL, type ServerInput } from './registry.ts';
 export { ApprovalService, GATEWAY_APPROVAL_DECIDED, APPROVAL_WEBHOOK_SECRET, type Approval, type ApprovalStatus } from './approvals.ts';
 export { KillSwitch, type KillSelector } from './kill-switch.ts';

@@ -135,6 +135,28 @@ describe('StreamedAnswer', () => {
     expect(paused).toBe(true);
   });
 
+  it('cuts the connection of an agent that stops reading, and lets the upstream go', async () => {
+    const body = upstreamBody();
+    let done = 0;
+    const answer = new StreamedAnswer(200, { 'content-type': 'application/octet-stream' }, body, { done: () => done++, stalledReaderMs: 50 });
+    const { url, written } = await serve(answer);
+    // Reads the headers, then nothing more.
+    const req = httpRequest(url, (res) => res.pause());
+    req.on('error', () => undefined);
+    req.end();
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    // Fills the agent's socket and every buffer behind it; the source then waits on back-pressure.
+    const feed = setInterval(() => body.write(chunk), 1);
+    try {
+      await written;
+    } finally {
+      clearInterval(feed);
+      req.destroy();
+    }
+    expect(body.destroyed).toBe(true);
+    expect(done).toBe(1);
+  });
+
   it('gives the same bytes as a WHATWG Response', async () => {
     const body = upstreamBody();
     let done = 0;

@@ -4,6 +4,12 @@ import { CoalescedWriter } from '../core/coalesced-writer.ts';
 import type { SseRewriter } from './sse.ts';
 
 /**
+ * How long an agent may leave a relayed answer unread (its socket full) before the connection is cut:
+ * an agent that stops reading would otherwise hold its connection, and the upstream call, for ever.
+ */
+export const STALLED_READER_MS = 60_000;
+
+/**
  * An upstream answer relayed to the agent as it arrives: chunk by chunk, no buffering, SSE events
  * rewritten one by one when a rewriter is given. Written straight from the upstream's Node stream onto
  * the agent's socket (`writeTo`, the `/mcp` listener), or wrapped as a WHATWG Response where a route
@@ -19,15 +25,17 @@ export class StreamedAnswer {
   readonly #rewriter: SseRewriter | undefined;
   readonly #done: () => void;
   readonly #broken: (() => Uint8Array | undefined) | undefined;
+  readonly #stalledReaderMs: number;
   #finished = false;
 
-  constructor(status: number, headers: Record<string, string>, source: Readable, options: { rewriter?: SseRewriter | undefined; done: () => void; broken?: (() => Uint8Array | undefined) | undefined }) {
+  constructor(status: number, headers: Record<string, string>, source: Readable, options: { rewriter?: SseRewriter | undefined; done: () => void; broken?: (() => Uint8Array | undefined) | undefined; stalledReaderMs?: number }) {
     this.status = status;
     this.headers = headers;
     this.#source = source;
     this.#rewriter = options.rewriter;
     this.#done = options.done;
     this.#broken = options.broken;
+    this.#stalledReaderMs = options.stalledReaderMs ?? STALLED_READER_MS;
   }
 
   #finish(): void {
@@ -49,10 +57,13 @@ export class StreamedAnswer {
     return new Promise<void>((resolve) => {
       const out = new CoalescedWriter(res);
       let flush: NodeJS.Immediate | undefined;
+      /** Running while the agent's socket is full: the agent stopped reading. */
+      let stalled: NodeJS.Timeout | undefined;
       /** Something went out: the headers with it (`headersSent` turns true at `writeHead`, before that). */
       let wrote = false;
       const end = () => {
         if (flush) clearImmediate(flush);
+        if (stalled) clearTimeout(stalled);
         source.off('data', onData);
         source.off('end', onEnd);
         source.off('error', onError);
@@ -73,10 +84,17 @@ export class StreamedAnswer {
         }
         if (bytes && bytes.byteLength > 0) {
           wrote = true;
-          if (!out.write(bytes)) source.pause();
+          if (!out.write(bytes)) {
+            source.pause();
+            stalled ??= setTimeout(() => res.destroy(), this.#stalledReaderMs);
+          }
         }
       };
-      const onDrain = () => source.resume();
+      const onDrain = () => {
+        if (stalled) clearTimeout(stalled);
+        stalled = undefined;
+        source.resume();
+      };
       const onEnd = () => {
         if (!res.destroyed) {
           const tail = rewriter?.end();
@@ -148,6 +166,8 @@ export class StreamedAnswer {
           }
         } catch {
           if (this.#finished) return;
+          // Whatever failed (the upstream, or the rewriter on what it sent), the upstream call is given up.
+          source.destroy();
           const last = this.#broken?.();
           if (last) controller.enqueue(last);
           controller.close();

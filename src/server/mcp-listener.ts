@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { CoalescedWriter } from '../core/coalesced-writer.ts';
 import { MandateError } from '../core/errors.ts';
-import { problemResponse, StreamedAnswer, type GatewayProxy, type ProxyAnswer, type ProxyRequest } from '../gateway/index.ts';
+import { problemResponse, STALLED_READER_MS, StreamedAnswer, type GatewayProxy, type ProxyAnswer, type ProxyRequest } from '../gateway/index.ts';
 
 /**
  * `/mcp/{server}` served straight from Node's request listener, ahead of hono: every agent request goes
@@ -179,7 +179,10 @@ async function writeResponse(res: ServerResponse, response: Response): Promise<v
       if (done) break;
       if (res.destroyed) return;
       if (!out.write(value)) await new Promise<void>((resolve) => {
+        // An agent that stops reading (a call waiting for approval sends heartbeats) is cut off.
+        const stalled = setTimeout(() => res.destroy(), STALLED_READER_MS);
         const go = () => {
+          clearTimeout(stalled);
           res.off('drain', go);
           res.off('close', go);
           resolve();
