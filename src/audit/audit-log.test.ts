@@ -22,6 +22,12 @@ describe.each(BACKENDS)('audit chain on %s', (backend) => {
   });
   afterAll(() => close());
 
+  /** Puts the log back where the tests after the first expect it: the 70 events that test wrote. */
+  async function backTo70(): Promise<void> {
+    await store.db.deleteFrom('audit_checkpoints').where('seq', '>', 70).execute();
+    await store.db.deleteFrom('audit_events').where('seq', '>', 70).execute();
+  }
+
   it('keeps one unbroken line under concurrent appends from two writers', async () => {
     const second = new AuditLog(store, new KeyRing(store, masterKey), { checkpointEvery: 10 });
     await second.init();
@@ -38,6 +44,29 @@ describe.each(BACKENDS)('audit chain on %s', (backend) => {
     expect(result).toMatchObject({ ok: true, events: 70, checkpoints: 7 });
   });
 
+  it('never lets timestamps go backwards along the chain, however group commits and transactions interleave', async () => {
+    // Every reading of this clock is a millisecond later than the one before: the order in which the
+    // writers read it is the order of their timestamps.
+    let tick = Date.now() + 86_400_000;
+    const clock = { now: () => new Date(tick++) };
+    const grouped = new AuditLog(store, new KeyRing(store, masterKey), { checkpointEvery: 10, clock });
+    const inTx = new AuditLog(store, new KeyRing(store, masterKey), { checkpointEvery: 10, clock });
+    await grouped.init();
+    await inTx.init();
+    const from = (await audit.list(0, 10_000)).items.length;
+    try {
+      await Promise.all([
+        ...Array.from({ length: 40 }, (_, i) => grouped.append({ actor: 'test', action: 'ts.grouped', outcome: 'success', details: { i } })),
+        ...Array.from({ length: 20 }, (_, i) => store.transaction((tx) => inTx.appendIn(tx, { actor: 'admin', action: 'ts.tx', outcome: 'success', details: { i } }))),
+      ]);
+      const written = (await audit.list(from, 10_000)).items;
+      expect(written).toHaveLength(60);
+      for (let i = 1; i < written.length; i++) expect(written[i]!.ts >= written[i - 1]!.ts).toBe(true);
+    } finally {
+      await backTo70();
+    }
+  });
+
   it('writes nothing when the surrounding transaction fails', async () => {
     await expect(
       store.transaction(async (tx) => {
@@ -51,18 +80,20 @@ describe.each(BACKENDS)('audit chain on %s', (backend) => {
 
   it('refuses an event whose details cannot be encoded on its own, and commits the rest of its batch', async () => {
     const before = (await audit.list(0, 1000)).items.length;
-    const results = await Promise.allSettled([
-      audit.append({ actor: 'test', action: 'ok.1', outcome: 'success' }),
-      audit.append({ actor: 'test', action: 'bad', outcome: 'success', details: { n: Number.NaN } }),
-      audit.append({ actor: 'test', action: 'ok.2', outcome: 'success', details: { big: 1n } as never }),
-      audit.append({ actor: 'test', action: 'ok.3', outcome: 'success' }),
-    ]);
-    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
-    const after = (await audit.list(0, 1000)).items;
-    expect(after.slice(before).map((r) => r.action)).toEqual(['ok.1', 'ok.3']);
-    expect((await verifyStoredChain(store)).ok).toBe(true);
-    // Put the log back where the tests below expect it (70 events, as the first test left it).
-    await store.db.deleteFrom('audit_events').where('seq', '>', 70).execute();
+    try {
+      const results = await Promise.allSettled([
+        audit.append({ actor: 'test', action: 'ok.1', outcome: 'success' }),
+        audit.append({ actor: 'test', action: 'bad', outcome: 'success', details: { n: Number.NaN } }),
+        audit.append({ actor: 'test', action: 'ok.2', outcome: 'success', details: { big: 1n } as never }),
+        audit.append({ actor: 'test', action: 'ok.3', outcome: 'success' }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+      const after = (await audit.list(0, 1000)).items;
+      expect(after.slice(before).map((r) => r.action)).toEqual(['ok.1', 'ok.3']);
+      expect((await verifyStoredChain(store)).ok).toBe(true);
+    } finally {
+      await backTo70();
+    }
   });
 
   it('writes nothing of a batch that cannot be completed (a checkpoint due without a key)', async () => {

@@ -133,8 +133,13 @@ export class AuditLog {
       return rows.map((r) => ({ seq: r.seq, hash: r.hash }));
     }
     const key = this.#checkpointKey;
-    const payload: EmbeddedAppend = { entries, ts: this.#clock.now().toISOString(), checkpointEvery: this.#checkpointEvery, keyId: key?.id };
-    if (key && this.#keyOnThread !== key.id) payload.privateKey = key.privateKey;
+    // The timestamp is taken once the batch holds the connection, as the transaction path reads it
+    // inside its transaction: timestamps then never go backwards along the chain.
+    const payload = (): EmbeddedAppend => {
+      const p: EmbeddedAppend = { entries, ts: this.#clock.now().toISOString(), checkpointEvery: this.#checkpointEvery, keyId: key?.id };
+      if (key && this.#keyOnThread !== key.id) p.privateKey = key.privateKey;
+      return p;
+    };
     const { first, hashes } = await embedded.runProcedure<EmbeddedAppended>(EMBEDDED_APPEND, payload);
     if (key) this.#keyOnThread = key.id;
     return hashes.map((hash, i) => ({ seq: first + i, hash }));

@@ -34,7 +34,7 @@ export class WorkerSqliteDialect implements Dialect {
    * chain's hashing and inserts) then costs the request-serving thread one message, not a series of
    * round trips.
    */
-  runProcedure<T>(procedure: URL, payload: unknown): Promise<T> {
+  runProcedure<T>(procedure: URL, payload: () => unknown): Promise<T> {
     if (!this.#driver) throw new Error('the embedded store is not open');
     return this.#driver.runProcedure<T>(procedure, payload);
   }
@@ -195,11 +195,12 @@ class WorkerSqliteDriver implements Driver {
     });
   }
 
-  async runProcedure<T>(procedure: URL, payload: unknown): Promise<T> {
+  /** `payload` is made once the connection is held: what it reads (a timestamp) is then in commit order. */
+  async runProcedure<T>(procedure: URL, payload: () => unknown): Promise<T> {
     await this.acquireConnection();
     try {
       if (this.#failure) throw this.#failure;
-      const reply = await this.#send({ procedure: procedure.href, payload });
+      const reply = await this.#send({ procedure: procedure.href, payload: payload() });
       if (reply.error) throw replyError(reply.error);
       return reply.result as T;
     } finally {

@@ -39,7 +39,8 @@ pg.types.setTypeParser(20, (value: string) => Number(value));
 
 /** The embedded store's database thread, for work done next to the data (sqlite-worker.ts). */
 export interface EmbeddedProcedures {
-  runProcedure<T>(procedure: URL, payload: unknown): Promise<T>;
+  /** Runs `procedure` in a transaction of its own; `payload` is made once it holds the connection. */
+  runProcedure<T>(procedure: URL, payload: () => unknown): Promise<T>;
 }
 
 export class Store {
