@@ -38,6 +38,12 @@ export const configSchema = z
      * a client opening connections without end exhausts file descriptors and memory for everyone.
      */
     maxConnections: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+    /**
+     * Most connections one client address holds on a listener: one client cannot take every slot of
+     * `maxConnections` (and lock out the operator's kill switch). Behind a reverse proxy every
+     * connection comes from the proxy: raise it, and limit clients in the proxy.
+     */
+    maxConnectionsPerClient: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
     /** Largest request body accepted, in bytes. */
     maxBodyBytes: z.coerce.number().int().min(1024).max(50 * 1024 * 1024).default(1024 * 1024),
     /** Longest wait between retries when an audit webhook receiver is down. */
@@ -74,6 +80,7 @@ export interface Config {
   maxBodyBytes: number;
   requestTimeoutSeconds: number;
   maxConnections: number;
+  maxConnectionsPerClient: number;
   auditStreamMaxBackoffMs: number;
   jitMaxSeconds: number;
   scimManagesApproverGroups: boolean;
@@ -96,6 +103,7 @@ const ENV: Record<string, keyof ConfigInput> = {
   MANDATE_MAX_BODY_BYTES: 'maxBodyBytes',
   MANDATE_REQUEST_TIMEOUT_SECONDS: 'requestTimeoutSeconds',
   MANDATE_MAX_CONNECTIONS: 'maxConnections',
+  MANDATE_MAX_CONNECTIONS_PER_CLIENT: 'maxConnectionsPerClient',
   MANDATE_AUDIT_STREAM_MAX_BACKOFF_MS: 'auditStreamMaxBackoffMs',
   MANDATE_JIT_MAX_SECONDS: 'jitMaxSeconds',
   MANDATE_SCIM_MANAGES_APPROVER_GROUPS: 'scimManagesApproverGroups',
@@ -173,6 +181,7 @@ export function loadConfig(...sources: ConfigInput[]): Config {
     maxBodyBytes: c.maxBodyBytes,
     requestTimeoutSeconds: c.requestTimeoutSeconds,
     maxConnections: c.maxConnections,
+    maxConnectionsPerClient: c.maxConnectionsPerClient,
     auditStreamMaxBackoffMs: c.auditStreamMaxBackoffMs,
     jitMaxSeconds: c.jitMaxSeconds,
     scimManagesApproverGroups: c.scimManagesApproverGroups,

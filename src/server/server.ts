@@ -36,7 +36,7 @@ export async function startServer(config: Config, services?: Services): Promise<
       void honoListener(req, res);
     },
   );
-  capConnections(server, config.maxConnections, 'main', () => routing.logger);
+  capConnections(server, { max: config.maxConnections, perClient: config.maxConnectionsPerClient }, 'main', () => routing.logger);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {

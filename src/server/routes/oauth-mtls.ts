@@ -78,7 +78,7 @@ export function registerMtlsRoutes(app: Hono<AppEnv>, api: Hono<AppEnv>, docs: O
       },
       getRequestListener((request, env) => app.fetch(request, env)),
     );
-    capConnections(server, services.config.maxConnections, 'mtls', () => services.logger);
+    capConnections(server, { max: services.config.maxConnections, perClient: services.config.maxConnectionsPerClient }, 'mtls', () => services.logger);
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);
       server!.listen(port, services.config.host, () => resolve());
