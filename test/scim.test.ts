@@ -606,6 +606,18 @@ describe('SCIM under arbitrary input', () => {
     );
   });
 
+  it('refuses a PATCH whose path filters would expand exponentially, before parsing them', async () => {
+    const created = await scim.json('POST', '/Users', { schemas: [USER], userName: 'expand@example.com', emails: [{ value: 'expand@example.com', type: 'work' }] });
+    const id = (created.body as { id: string }).id;
+    const filter = Array.from({ length: 16 }, (_, i) => `(type eq "work"or value eq "b${i}")`).join(' and ');
+    // Without the bound scimmy expands each path into 65,536 branches, seconds of blocked event loop each.
+    expectScimError(await scim.json('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: `emails[${filter}].display`, value: 'x' }] }), 400, 'invalidFilter');
+    // Spread over operations: the bound is for the whole PATCH.
+    const small = '(type eq "work" or value eq "b") and (type eq "home" or value eq "c")';
+    const operations = Array.from({ length: 5 }, () => ({ op: 'replace', path: `emails[${small}].display`, value: 'x' }));
+    expectScimError(await scim.json('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: operations }), 400, 'invalidFilter');
+  });
+
   it('refuses exponentially expanding filters before parsing them', async () => {
     const expression = Array.from({ length: 16 }, (_, i) => `(userName eq "a${i}" or externalId eq "b${i}")`).join(' and ');
     // Without the guard scimmy would expand this into 65,536 branches (seconds of CPU); the test timeout bounds it.

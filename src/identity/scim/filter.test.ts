@@ -60,6 +60,8 @@ describe('SCIM filters', () => {
     ['unbalanced', '(userName eq "a"'],
     ['empty', '  '],
     ['exponential expansion', Array.from({ length: 16 }, (_, i) => `(userName eq "${i}" or externalId eq "${i}")`).join(' and ')],
+    ['exponential expansion with no space after a string', Array.from({ length: 16 }, (_, i) => `(userName eq "${i}"or externalId eq "${i}")`).join(' and ')],
+    ['exponential expansion with no space around the operator', Array.from({ length: 16 }, (_, i) => `(userName eq "${i}"or(externalId eq "${i}"))`).join(' and ')],
     ['too long', `userName eq "${'a'.repeat(3000)}"`],
   ])('RFC7644-3.4.2.2 refuses %s with invalidFilter', (_label, expression) => {
     expect(() => parseFilter('User', expression)).toThrowError(expect.objectContaining({ status: 400, details: { scimType: 'invalidFilter' } }) as Error);

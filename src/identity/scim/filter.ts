@@ -17,7 +17,7 @@ export type Anchor = { kind: 'id' | 'userName' | 'externalId' | 'email' | 'displ
  * scimmy expands `(a or b) and (c or d) …` into every combination, so its cost doubles with each such
  * group (16 groups take seconds). Real IdPs send one `eq` (Okta, Entra); a handful of `or`s is plenty.
  */
-const MAX_OR = 8;
+export const MAX_OR = 8;
 
 interface AttributeRule {
   /** RFC 7643 `caseExact`: whether `eq` compares exactly or ignoring case. */
@@ -48,18 +48,29 @@ const RULES: Record<ScimResourceKind, Record<string, AttributeRule>> = {
 /** Canonical attribute names, for matching a resource's JSON. */
 const CANONICAL: Record<string, string> = { id: 'id', username: 'userName', externalid: 'externalId', displayname: 'displayName', active: 'active', emails: 'emails', members: 'members', value: 'value', type: 'type' };
 
-function countOr(expression: string): number {
+/**
+ * The `or` operators of a filter, counted before scimmy sees it. Counted generously: any `or` outside a
+ * string that is not part of a longer name, wherever it stands — scimmy also reads `"a"or b eq "c"`
+ * (no space after the string) as an `or`, and a count that missed it let the expansion through.
+ */
+export function countOr(expression: string): number {
   let count = 0;
   let quoted = false;
   for (let i = 0; i < expression.length; i++) {
-    const ch = expression[i];
+    const ch = expression[i]!;
     if (quoted) {
       if (ch === '\\') i++;
       else if (ch === '"') quoted = false;
     } else if (ch === '"') quoted = true;
-    else if ((ch === 'o' || ch === 'O') && /^or\b/i.test(expression.slice(i, i + 3)) && (i === 0 || /[\s)\]]/.test(expression[i - 1]!))) count++;
+    else if ((ch === 'o' || ch === 'O') && (expression[i + 1] === 'r' || expression[i + 1] === 'R') && !/[A-Za-z]/.test(expression[i - 1] ?? '') && !/[A-Za-z0-9_$-]/.test(expression[i + 2] ?? '')) count++;
   }
   return count;
+}
+
+/** Refuses, before scimmy parses it, a filter whose expansion would cost too much (a `?filter=` or a PATCH path's value filter). */
+export function assertFilterBounded(expression: string, ors = countOr(expression)): void {
+  if (expression.length > MAX_FILTER_LENGTH) throw invalid(`the filter is longer than ${MAX_FILTER_LENGTH} characters`);
+  if (ors > MAX_OR) throw invalid(`the filter has more than ${MAX_OR} "or" operators`);
 }
 
 const invalid = (detail: string) => scimError('invalidFilter', detail);
@@ -72,10 +83,9 @@ const invalid = (detail: string) => scimError('invalidFilter', detail);
  */
 export function parseFilter(kind: ScimResourceKind, expression: string): FilterPlan {
   if (expression.trim() === '') throw invalid('the filter is empty');
-  if (expression.length > MAX_FILTER_LENGTH) throw invalid(`the filter is longer than ${MAX_FILTER_LENGTH} characters`);
+  assertFilterBounded(expression);
   // scimmy lets a dangling logical operator through (`userName eq "a" or`); RFC 7644 §3.4.2.2's grammar does not.
   if (/(^|[\s)\]])(and|or)\s*$/i.test(expression) || /^\s*(and|or)(\s|\(|$)/i.test(expression)) throw invalid('the filter starts or ends with a logical operator');
-  if (countOr(expression) > MAX_OR) throw invalid(`the filter has more than ${MAX_OR} "or" operators`);
   const parsed = fromClientInput('invalidFilter', () => [...new SCIMMY.Types.Filter(expression)] as Record<string, unknown>[]);
   const rules = RULES[kind];
   const prefix = `${(kind === 'User' ? USER_SCHEMA : GROUP_SCHEMA).toLowerCase()}:`;

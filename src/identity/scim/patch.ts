@@ -3,7 +3,7 @@ import { ENTERPRISE_SCHEMA, MAX_OPERATIONS, PATCH_OP_SCHEMA } from './constants.
 import { fromClientInputAsync, scimError } from './errors.ts';
 import { normaliseUserQuirks } from './mapping.ts';
 import { GroupSchema, UserSchema } from './schemas.ts';
-import type { ScimResourceKind } from './filter.ts';
+import { assertFilterBounded, countOr, type ScimResourceKind } from './filter.ts';
 
 type Json = Record<string, unknown>;
 
@@ -24,6 +24,15 @@ export function normalisePatch(kind: ScimResourceKind, body: unknown): { schemas
   const operations = body.Operations ?? body.operations;
   if (!Array.isArray(operations) || operations.length === 0) throw scimError('invalidSyntax', 'Operations must be a non-empty list');
   if (operations.length > MAX_OPERATIONS) throw scimError('tooMany', `a PATCH may carry at most ${MAX_OPERATIONS} operations`);
+  // A path's value filter (`emails[type eq "work" or …]`) is expanded by scimmy as a `?filter=` is: the
+  // same bounds hold, for the whole PATCH at once (its operations are applied one after another).
+  let ors = 0;
+  for (const operation of operations) {
+    const path = isObject(operation) ? operation.path : undefined;
+    if (typeof path !== 'string') continue;
+    ors += countOr(path);
+    assertFilterBounded(path, ors);
+  }
   const normalised = operations.map((operation, index) => {
     if (!isObject(operation)) throw scimError('invalidSyntax', `operation ${index + 1} must be an object`);
     const { op, path } = operation;
