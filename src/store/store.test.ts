@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { freshDatabase } from '../../test/support/backends.ts';
+import { BACKENDS, freshDatabase, openTestStore } from '../../test/support/backends.ts';
 import { advisoryXactLock } from './advisory-lock.ts';
 import { LOCK_AUDIT_CHAIN, Store } from './store.ts';
 import { migrations } from './migrations/index.ts';
@@ -128,6 +128,33 @@ describe('advisory locks are per schema', () => {
     } finally {
       await Promise.all([storeA.close(), storeA2.close(), storeB.close()]);
       await Promise.all([a.cleanup(), b.cleanup()]);
+    }
+  });
+});
+
+describe.each(BACKENDS)('case-insensitive SCIM lookups on %s', (backend) => {
+  it('use an index, not a scan of the table (one lookup per branch of an `or` filter)', async () => {
+    const { store, close } = await openTestStore(backend);
+    try {
+      if (backend === 'sqlite') {
+        const plan = await sql<{ detail: string }>`explain query plan select * from humans where lower(user_name) = 'x'`.execute(store.db);
+        expect(plan.rows.map((r) => r.detail).join(' ')).toContain('USING INDEX humans_user_name_lower');
+        const groups = await sql<{ detail: string }>`explain query plan select * from groups where lower(display_name) = 'x'`.execute(store.db);
+        expect(groups.rows.map((r) => r.detail).join(' ')).toContain('USING INDEX groups_display_name_lower');
+      } else {
+        // An empty table is cheapest to scan: forbid that, so the plan shows whether the index can be used.
+        const plan = await store.db.connection().execute(async (db) => {
+          await sql`set enable_seqscan = off`.execute(db);
+          const humans = await sql<{ 'QUERY PLAN': string }>`explain select * from humans where lower(user_name) = 'x'`.execute(db);
+          const groups = await sql<{ 'QUERY PLAN': string }>`explain select * from groups where lower(display_name) = 'x'`.execute(db);
+          await sql`reset enable_seqscan`.execute(db);
+          return [...humans.rows, ...groups.rows].map((r) => r['QUERY PLAN']).join(' ');
+        });
+        expect(plan).toContain('humans_user_name_lower');
+        expect(plan).toContain('groups_display_name_lower');
+      }
+    } finally {
+      await close();
     }
   });
 });

@@ -7,6 +7,7 @@ import { governance } from './0005-governance.ts';
 import { access } from './0007-access.ts';
 import { policyLinks } from './0008-policy-links.ts';
 import { totpPending } from './0009-totp-pending.ts';
+import { scimLookupIndexes } from './0010-scim-lookup-indexes.ts';
 
 /**
  * Every migration, in order. Names sort lexically; append new ones with the next number.
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   '0007-access': access,
   '0008-policy-links': policyLinks,
   '0009-totp-pending': totpPending,
+  '0010-scim-lookup-indexes': scimLookupIndexes,
 };
