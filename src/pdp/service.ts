@@ -87,7 +87,8 @@ export class PdpService {
   readonly #sources: EntitySource[] = [];
   readonly #sourceUids = new Map<string, Uid[]>();
   readonly #decorators: PrincipalDecorator[] = [];
-  #importedUids: Uid[] = [];
+  /** The import in progress, if any (imports in this process run one after another). */
+  #importing: Promise<void> = Promise.resolve();
 
   constructor(store: Store, audit: AuditLog, logger: Logger) {
     this.#store = store;
@@ -223,13 +224,37 @@ export class PdpService {
     const limits = { maxDepth: MAX_ENTITY_HIERARCHY_DEPTH, maxAncestorEntries: MAX_ANCESTOR_ENTRIES };
     const parsed = createEntityStore(entities, limits);
     const rows = [...parsed].map((e) => ({ type: e.uid.type, id: e.uid.id }));
+    const incoming = new Set(rows.map((r) => `${r.type}\u0000${r.id}`));
+    // One import at a time in this process: each is checked against what the one before it left.
+    const previous = this.#importing;
+    let done: () => void = () => undefined;
+    this.#importing = new Promise<void>((resolve) => (done = resolve));
+    await previous;
+    try {
+      // The hierarchy must also be acyclic together with the registry's entities (Human → Group,
+      // principals → Role), which an imported entity can reach and be reached from. It is built as the
+      // reload after the import will build it, so a batch that would fail that reload is refused before
+      // anything is written. Built outside the transaction: the projections read the store, and the
+      // embedded store has one connection.
+      const stored = options.replace ? [] : await this.#store.db.selectFrom('policy_entities').select(['type', 'id', 'json']).execute();
+      const others = stored.filter((r) => !incoming.has(`${r.type}\u0000${r.id}`)).map((r) => JSON.parse(r.json) as EntityJson);
+      await this.#buildEntities([...others, ...(entities as EntityJson[])]);
+      await this.#writeImport(entities, rows, incoming, actor, options);
+      await this.#reloadImported();
+    } finally {
+      done();
+    }
+    return { imported: entities.length };
+  }
+
+  async #writeImport(entities: unknown[], rows: { type: string; id: string }[], incoming: Set<string>, actor: string, options: { replace?: boolean }): Promise<void> {
+    const limits = { maxDepth: MAX_ENTITY_HIERARCHY_DEPTH, maxAncestorEntries: MAX_ANCESTOR_ENTRIES };
     await this.#store.transaction(async (tx) => {
       // The hierarchy after this import must be acyclic as a whole, not only within the batch: an entity
       // naming an already-imported descendant as its parent was stored, then every reload (this replica,
       // the others, the next start) failed on the cycle and left the imported entities out (decisions
       // changed, every later import refused).
       if (!options.replace) {
-        const incoming = new Set(rows.map((r) => `${r.type}\u0000${r.id}`));
         const stored = await tx.db.selectFrom('policy_entities').select(['type', 'id', 'json']).execute();
         const kept = stored.filter((r) => !incoming.has(`${r.type}\u0000${r.id}`)).map((r) => JSON.parse(r.json) as unknown);
         // So must its depth: a batch that hangs a chain under already-imported entities is as deep as both.
@@ -249,8 +274,6 @@ export class PdpService {
       await this.#audit.appendIn(tx, { actor, action: 'policy.entities.import', outcome: 'success', details: { count: entities.length, replace: options.replace ?? false } });
       tx.publish(ENTITIES_IMPORTED, { count: entities.length });
     });
-    await this.#reloadImported();
-    return { imported: entities.length };
   }
 
   // ---- internals ----------------------------------------------------------------------------------
@@ -276,16 +299,37 @@ export class PdpService {
     }
   }
 
+  /**
+   * Every entity the decision point sees, built afresh: imported ones first, then the registry's
+   * projections and the other domains' sources, which win over imported entities with the same uid.
+   * Throws (a cycle) without touching the live store.
+   */
+  async #buildEntities(imported: readonly EntityJson[]): Promise<{ entities: EntityStore; sourceUids: Map<string, Uid[]> }> {
+    const entities = createEntityStore([]);
+    entities.upsert(imported);
+    entities.upsert(await projectGroups(this.#store));
+    entities.upsert(await this.#decorate(await projectHumans(this.#store)));
+    entities.upsert(await this.#decorate(await projectIdentities(this.#store)));
+    const sourceUids = new Map<string, Uid[]>();
+    for (const source of this.#sources) {
+      const loaded = await source.load();
+      entities.upsert(loaded);
+      sourceUids.set(source.name, loaded.map((e) => plainUid(e.uid)));
+    }
+    return { entities, sourceUids };
+  }
+
+  /** Rebuilds the live entities, all or nothing: on a failure the previous ones stay in force. */
   async #reloadAllEntities(): Promise<void> {
-    const fresh = createEntityStore([]);
     const imported = await this.#loadImported();
-    fresh.upsert(imported);
-    this.#importedUids = imported.map((e) => plainUid(e.uid));
-    fresh.upsert(await projectGroups(this.#store));
-    fresh.upsert(await this.#decorate(await projectHumans(this.#store)));
-    fresh.upsert(await this.#decorate(await projectIdentities(this.#store)));
-    this.#entities = fresh;
-    for (const source of this.#sources) await this.#reloadSource(source);
+    const built = await this.#buildEntities(imported);
+    this.#entities = built.entities;
+    this.#sourceUids.clear();
+    for (const [name, uids] of built.sourceUids) this.#sourceUids.set(name, uids);
+    // Principals that changed while the new store was being built were applied to the old one: project
+    // them again into the new one.
+    await this.#refreshIdentities();
+    await this.#refreshHuman();
   }
 
   async #loadImported(): Promise<EntityJson[]> {
@@ -293,14 +337,12 @@ export class PdpService {
     return rows.map((r) => JSON.parse(r.json) as EntityJson);
   }
 
+  /**
+   * After an import (here or on another replica): a full rebuild. Applied on top of the live store, an
+   * imported entity could meet registry entities it forms a cycle with there, and fail half-way.
+   */
   async #reloadImported(): Promise<void> {
-    const imported = await this.#loadImported();
-    this.#entities.remove(this.#importedUids);
-    this.#entities.upsert(imported);
-    this.#importedUids = imported.map((e) => plainUid(e.uid));
-    // Registry entities win over imported ones with the same uid.
-    await this.#refreshIdentities();
-    await this.#refreshHuman();
+    await this.#reloadAllEntities();
   }
 
   async #reloadSource(source: EntitySource): Promise<void> {

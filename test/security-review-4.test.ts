@@ -1,0 +1,71 @@
+/**
+ * Regression tests for the fourth security review (docs/threat-model.md, "Review 4"): entity imports
+ * against the registry's own entities.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from './support/server.ts';
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startTestServer();
+}, 60_000);
+afterAll(async () => {
+  await s?.stop();
+});
+
+async function json<T = Record<string, string>>(method: string, path: string, body?: unknown): Promise<T> {
+  const response = await s.api(method, path, body);
+  if (response.status >= 300) throw new Error(`${method} ${path} → ${response.status}: ${await response.text()}`);
+  return (await response.json()) as T;
+}
+
+describe('entity imports and the registry', () => {
+  let human: string;
+  const decide = async (resource: string) =>
+    ((await json<{ decision: string }>('POST', '/api/v1/decisions', { principal: { type: 'Human', id: human }, action: { type: 'Action', id: 'read' }, resource: { type: 'Doc', id: resource } })).decision);
+  const stored = async () => (await s.services.store.db.selectFrom('policy_entities').select(['type', 'id']).execute()).map((r) => `${r.type}::${r.id}`).sort();
+
+  beforeAll(async () => {
+    human = (await json('POST', '/api/v1/humans', { email: 'importer@example.com', displayName: 'Importer' })).id!;
+    await json('PUT', '/api/v1/policies', { cedar: 'forbid (principal, action, resource) when { resource in Folder::"secret" };\npermit (principal, action, resource);' });
+    await json('POST', '/api/v1/entities', [
+      { uid: { type: 'Folder', id: 'secret' }, attrs: {}, parents: [] },
+      { uid: { type: 'Doc', id: 'd1' }, attrs: {}, parents: [{ type: 'Folder', id: 'secret' }] },
+    ]);
+    expect(await decide('d1')).toBe('deny');
+  });
+
+  it('an import closing a cycle through a registry entity (a role granted to a human) is refused and changes nothing', async () => {
+    // The grant makes Role::"auditor" a parent of the human (registry projection); the import would make
+    // the human a parent of that role. Applied on top of the live entities it used to fail half-way:
+    // stored, yet every imported entity dropped from the decision point (the forbid above stopped
+    // matching) and every later import refused.
+    await json('POST', '/api/v1/grants', { principalId: human, entitlement: 'role:auditor' });
+    const before = await stored();
+    const cycle = await s.api('POST', '/api/v1/entities', [{ uid: { type: 'Role', id: 'auditor' }, attrs: {}, parents: [{ type: 'Human', id: human }] }]);
+    expect(cycle.status).toBe(400);
+    expect(((await cycle.json()) as { code: string }).code).toBe('POLICY_ENTITY_CYCLE');
+    expect(await stored()).toEqual(before);
+    expect(await decide('d1')).toBe('deny');
+    // Later imports still work, and the forbid still applies to what they add.
+    await json('POST', '/api/v1/entities', [{ uid: { type: 'Doc', id: 'd2' }, attrs: {}, parents: [{ type: 'Folder', id: 'secret' }] }]);
+    expect(await decide('d2')).toBe('deny');
+    expect(await decide('d1')).toBe('deny');
+  });
+
+  it('an imported entity with a registry entity\'s uid is stored but the registry\'s wins, and nothing breaks', async () => {
+    // Groups come from the identity provider (SCIM).
+    const created = await fetch(`${s.url}/scim/v2/Groups`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${s.services.config.scimToken}`, 'content-type': 'application/scim+json' },
+      body: JSON.stringify({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: 'importers', members: [{ value: human }] }),
+    });
+    expect(created.status).toBe(201);
+    const group = (await created.json()) as { id: string };
+    // As the registry has it, the human is in the group; the import would put the group under the human.
+    await json('POST', '/api/v1/entities', [{ uid: { type: 'Group', id: group.id }, attrs: {}, parents: [{ type: 'Human', id: human }] }]);
+    expect(await decide('d1')).toBe('deny');
+    await json('POST', '/api/v1/entities', [{ uid: { type: 'Doc', id: 'd3' }, attrs: {}, parents: [{ type: 'Folder', id: 'secret' }] }]);
+    expect(await decide('d3')).toBe('deny');
+  });
+});
