@@ -1,4 +1,6 @@
 import fc from 'fast-check';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { isPrivateAddress, safeFetchJson } from './safe-fetch.ts';
 
@@ -93,6 +95,42 @@ describe('isPrivateAddress (SSRF guard)', () => {
   it('safeFetchJson refuses an IPv6 literal that carries a private IPv4 address before connecting', async () => {
     for (const host of ['::127.0.0.1', '::a9fe:a9fe', '2002:7f00:1::', '2002:a9fe:a9fe::1', '::ffff:7f00:1', '64:ff9b::7f00:1']) {
       await expect(safeFetchJson(`https://[${host}]/jwks`, { allowHttp: false, allowPrivateNetworks: false }), host).rejects.toMatchObject({ code: 'FETCH_ADDRESS_FORBIDDEN', status: 400 });
+    }
+  });
+});
+
+describe('safeFetchJson', () => {
+  /** A loopback JSON server; `trickle` sends a byte at a time, so no idle timeout ever fires. */
+  async function serve(trickle: boolean): Promise<{ port: number; close(): void }> {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (!trickle) return void res.end('{"keys":[]}');
+      const timer = setInterval(() => res.write(' '), 50);
+      res.on('close', () => clearInterval(timer));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const close = () => {
+      server.closeAllConnections();
+      server.close();
+    };
+    return { port: (server.address() as AddressInfo).port, close };
+  }
+
+  it('fetches from a host name, connecting to the address it checked (Node asks the pinned lookup for every address)', async () => {
+    const server = await serve(false);
+    try {
+      expect(await safeFetchJson(`http://localhost:${server.port}/jwks`, { allowHttp: true, allowPrivateNetworks: true })).toEqual({ keys: [] });
+    } finally {
+      server.close();
+    }
+  });
+
+  it('gives up after its timeout even when the server keeps sending a byte now and then', async () => {
+    const server = await serve(true);
+    try {
+      await expect(safeFetchJson(`http://127.0.0.1:${server.port}/jwks`, { allowHttp: true, allowPrivateNetworks: true, timeoutMs: 300 })).rejects.toMatchObject({ code: 'FETCH_FAILED', message: 'remote fetch took longer than 300 ms' });
+    } finally {
+      server.close();
     }
   });
 });

@@ -111,6 +111,7 @@ export async function safeFetchJson(url: string, options: SafeFetchOptions): Pro
   if (!options.allowPrivateNetworks && addresses.some((a) => isPrivateAddress(a.address))) throw new MandateError('FETCH_ADDRESS_FORBIDDEN', `${host} resolves to a private address`, 400);
   const pinned = addresses[0]!;
   const maxBytes = options.maxBytes ?? 256 * 1024;
+  const timeoutMs = options.timeoutMs ?? 5000;
   const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = request(
@@ -118,8 +119,16 @@ export async function safeFetchJson(url: string, options: SafeFetchOptions): Pro
       {
         method: 'GET',
         headers: { accept: 'application/json, application/jwk-set+json' },
-        timeout: options.timeoutMs ?? 5000,
-        lookup: (_hostname, _opts, callback) => (callback as (e: null, a: string, f: number) => void)(null, pinned.address, pinned.family),
+        // Idle timeout; the whole fetch is bounded by the deadline below.
+        timeout: timeoutMs,
+        // The checked address, whichever way Node asks for it: with `all` (Node's connect uses it for
+        // happy eyeballs) the answer is a list, without it a single address.
+        lookup: (_hostname, lookupOptions, callback) => {
+          const answer = callback as (error: null, address: string | { address: string; family: number }[], family?: number) => void;
+          if ((lookupOptions as { all?: boolean }).all) answer(null, [{ address: pinned.address, family: pinned.family }]);
+          else answer(null, pinned.address, pinned.family);
+        },
+        signal: AbortSignal.timeout(timeoutMs),
       },
       (res) => {
         if (res.statusCode !== 200) {
@@ -147,7 +156,7 @@ export async function safeFetchJson(url: string, options: SafeFetchOptions): Pro
       },
     );
     req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (error) => reject(new MandateError('FETCH_FAILED', `remote fetch failed: ${error.message}`, 502)));
+    req.on('error', (error) => reject(new MandateError('FETCH_FAILED', error.name === 'AbortError' ? `remote fetch took longer than ${timeoutMs} ms` : `remote fetch failed: ${error.message}`, 502)));
     req.end();
   });
 }
