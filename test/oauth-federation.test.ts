@@ -18,6 +18,8 @@ describe('workload identity federation end to end', () => {
   let keys: Awaited<ReturnType<typeof generateKeyPair>>;
   let workload: { id: string };
   let config: client.Configuration;
+  /** Every path the JWKS server was asked for. */
+  const fetches: string[] = [];
 
   beforeAll(async () => {
     // The test issuer's JWKS is served on loopback: allowed only because this server says so.
@@ -27,7 +29,9 @@ describe('workload identity federation end to end', () => {
     issuer = server.services.config.publicUrl;
     keys = await generateKeyPair('ES256');
     const jwk = { ...(await exportJWK(keys.publicKey)), kid: 'ci-1', alg: 'ES256', use: 'sig' };
-    jwksServer = createServer((_req, res) => {
+    jwksServer = createServer((req, res) => {
+      fetches.push(req.url ?? '');
+      if (req.url?.startsWith('/broken')) return void res.writeHead(500).end();
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ keys: [jwk] }));
     });
@@ -94,6 +98,21 @@ describe('workload identity federation end to end', () => {
     const other = await generateKeyPair('ES256');
     const forged = await new SignJWT({ repository: 'acme/deploy', ref: 'refs/heads/main' }).setProtectedHeader({ alg: 'ES256', kid: 'ci-1' }).setIssuer(externalIssuer).setAudience('https://mandate.example').setSubject('x').setIssuedAt().setExpirationTime('5m').sign(other.privateKey);
     await expectOAuthError(client.genericGrantRequest(config, JWT_BEARER, { assertion: forged }), 'invalid_grant');
+  });
+
+  it('assertions for a trusted issuer cannot make Mandate fetch its keys on every one: concurrent ones share a fetch, a failed one is not retried at once', async () => {
+    for (const name of ['shared', 'broken']) {
+      await adminJson(server, 'POST', '/api/v1/oauth/federation/issuers', { issuer: `${externalIssuer}/${name}`, jwksUrl: `${externalIssuer}/${name}/jwks`, audience: 'https://mandate.example', rules: [{ claims: { repository: 'acme/deploy' }, identityId: workload.id, scopes: ['deploy:write'] }] });
+    }
+    const assertion = (iss: string) => new SignJWT({ repository: 'acme/deploy' }).setProtectedHeader({ alg: 'ES256', kid: 'ci-1' }).setIssuer(iss).setAudience('https://mandate.example').setSubject('s').setIssuedAt().setExpirationTime('5m').setJti(crypto.randomUUID()).sign(keys.privateKey);
+    const federation = server.services.oauth.federation;
+    // Twenty at once, the keys not cached yet: one fetch.
+    const results = await Promise.allSettled(await Promise.all(Array.from({ length: 20 }, async () => federation.resolve(await assertion(`${externalIssuer}/shared`)))));
+    expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
+    expect(fetches.filter((f) => f === '/shared/jwks')).toHaveLength(1);
+    // An issuer whose keys cannot be fetched: refused, and asked again only after a pause.
+    for (let i = 0; i < 5; i++) await expect(federation.resolve(await assertion(`${externalIssuer}/broken`))).rejects.toThrow();
+    expect(fetches.filter((f) => f === '/broken/jwks')).toHaveLength(1);
   });
 
   it('safe JWKS fetching refuses private addresses unless allowed, and http outside dev mode', async () => {

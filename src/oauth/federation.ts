@@ -70,13 +70,20 @@ export class FederationService {
   readonly #replay: ReplayCache;
   readonly #fetch: SafeFetchOptions;
   readonly #jwksCache = new Map<string, { jwks: JSONWebKeySet; fetchedAt: number }>();
+  /** Fetches under way, shared by everyone who needs the same keys meanwhile. */
+  readonly #jwksFetches = new Map<string, Promise<JSONWebKeySet>>();
+  /** The last failed fetch per URL, answered again for 10 s instead of fetching. */
+  readonly #jwksFailures = new Map<string, { at: number; error: unknown }>();
 
   constructor(store: Store, audit: AuditLog, replay: ReplayCache, fetchOptions: SafeFetchOptions) {
     this.#store = store;
     this.#audit = audit;
     this.#replay = replay;
     this.#fetch = fetchOptions;
-    store.events.on(FEDERATION_CHANGED, () => this.#jwksCache.clear());
+    store.events.on(FEDERATION_CHANGED, () => {
+      this.#jwksCache.clear();
+      this.#jwksFailures.clear();
+    });
   }
 
   async create(input: FederationIssuerInput, actor: string): Promise<FederationIssuer> {
@@ -148,14 +155,36 @@ export class FederationService {
     return { identityId: rule.identityId, scopes: rule.scopes, issuer: issuer.issuer, externalSubject: String(claims.sub) };
   }
 
+  /**
+   * The issuer's keys: cached 5 minutes, refetched for an unknown `kid` at most every 10 s. Anyone can
+   * send an assertion naming a trusted issuer, so Mandate must not be made to fetch on every one:
+   * concurrent callers share one fetch, and a failed fetch is not retried for 10 s.
+   */
   async #remoteJwks(url: string, force: boolean): Promise<JSONWebKeySet> {
     const cached = this.#jwksCache.get(url);
     const age = cached ? Date.now() - cached.fetchedAt : Infinity;
     if (cached && (age < 300_000 && !(force && age > 10_000))) return cached.jwks;
-    const body = (await safeFetchJson(url, this.#fetch)) as JSONWebKeySet;
-    if (!body || !Array.isArray(body.keys)) throw new MandateError('FEDERATION_JWKS_INVALID', 'the remote JWKS has no keys', 502);
-    this.#jwksCache.set(url, { jwks: body, fetchedAt: Date.now() });
-    return body;
+    const failed = this.#jwksFailures.get(url);
+    if (failed && Date.now() - failed.at < 10_000) throw failed.error;
+    let fetching = this.#jwksFetches.get(url);
+    if (!fetching) {
+      fetching = this.#fetchJwks(url).finally(() => this.#jwksFetches.delete(url));
+      this.#jwksFetches.set(url, fetching);
+    }
+    return fetching;
+  }
+
+  async #fetchJwks(url: string): Promise<JSONWebKeySet> {
+    try {
+      const body = (await safeFetchJson(url, this.#fetch)) as JSONWebKeySet;
+      if (!body || !Array.isArray(body.keys)) throw new MandateError('FEDERATION_JWKS_INVALID', 'the remote JWKS has no keys', 502);
+      this.#jwksCache.set(url, { jwks: body, fetchedAt: Date.now() });
+      this.#jwksFailures.delete(url);
+      return body;
+    } catch (error) {
+      this.#jwksFailures.set(url, { at: Date.now(), error });
+      throw error;
+    }
   }
 
   #toIssuer(row: { id: string; issuer: string; jwks_url: string | null; jwks: string | null; audience: string; rules: string; created_at: string }): FederationIssuer {
