@@ -72,6 +72,22 @@ describe.each(BACKENDS)('SCIM and groups that approve access (%s)', (backend) =>
     expect(denied.map((e) => e.action)).toEqual(expect.arrayContaining(['scim.group.members', 'scim.group.delete']));
   });
 
+  it('refuses to reactivate, through SCIM, an offboarded member of an approver group (threat model, review 4)', async () => {
+    const user = await scim(server, 'POST', '/Users', { schemas: [USER], userName: 'returning@example.com', emails: [{ value: 'returning@example.com', primary: true }] });
+    const id = user.body.id as string;
+    const group = await scim(server, 'POST', '/Groups', { schemas: [GROUP], displayName: 'Returning approvers', members: [{ value: id }] });
+    expect((await server.api('POST', '/api/v1/access-rules', { pattern: 'tool:returning/*', stages: [{ approvers: [{ kind: 'group', id: group.body.id }], required: 1 }] })).status).toBe(201);
+    // The admin offboards them; membership is kept (the record of who they were).
+    expect((await server.api('POST', `/api/v1/humans/${id}/offboard`, {})).status).toBe(200);
+    const back = await scim(server, 'PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'active', value: true }] });
+    expect(back.status).toBe(403);
+    expect((await scim(server, 'GET', `/Users/${id}`)).body.active).toBe(false);
+    // Someone in no approver group comes back as before.
+    const plain = await scim(server, 'POST', '/Users', { schemas: [USER], userName: 'plain@example.com', emails: [{ value: 'plain@example.com', primary: true }] });
+    expect((await scim(server, 'PATCH', `/Users/${plain.body.id as string}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'active', value: false }] })).status).toBe(200);
+    expect((await scim(server, 'PATCH', `/Users/${plain.body.id as string}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'active', value: true }] })).body.active).toBe(true);
+  });
+
   it('with MANDATE_SCIM_MANAGES_APPROVER_GROUPS=true the identity provider manages them', async () => {
     const ids = await setup(open);
     expect((await addMember(open, ids.approvers, ids.mallory)).status).toBe(200);

@@ -229,6 +229,15 @@ export class ScimService {
     const deactivate = state.active === false && wasActive;
 
     await this.#checkUserUnique(state, human.id);
+    if (reactivate) {
+      // Coming back makes the person an approver again in every group that approves access and still
+      // lists them: through SCIM that is a change to those groups' members, guarded as one (an admin's
+      // offboarding must not be undone by the identity provider behind Mandate's back).
+      for (const groupId of human.groups) {
+        const group = await this.#directory.group(groupId);
+        if (group) await this.#guardGroup(group, 'members', actor);
+      }
+    }
     if (patch.managerId) {
       if (patch.managerId === human.id) throw scimError('invalidValue', 'a User cannot be their own manager');
       await this.#requireManager(patch.managerId);
