@@ -2,19 +2,13 @@
  * Regression tests for the fourth security review (docs/threat-model.md, "Review 4"): entity imports
  * against the registry's own entities.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from './support/server.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { serverForFile } from './support/server.ts';
 
-let s: TestServer;
-beforeAll(async () => {
-  s = await startTestServer();
-}, 60_000);
-afterAll(async () => {
-  await s?.stop();
-});
+const server = serverForFile();
 
 async function json<T = Record<string, string>>(method: string, path: string, body?: unknown): Promise<T> {
-  const response = await s.api(method, path, body);
+  const response = await server().api(method, path, body);
   if (response.status >= 300) throw new Error(`${method} ${path} → ${response.status}: ${await response.text()}`);
   return (await response.json()) as T;
 }
@@ -23,7 +17,7 @@ describe('entity imports and the registry', () => {
   let human: string;
   const decide = async (resource: string) =>
     ((await json<{ decision: string }>('POST', '/api/v1/decisions', { principal: { type: 'Human', id: human }, action: { type: 'Action', id: 'read' }, resource: { type: 'Doc', id: resource } })).decision);
-  const stored = async () => (await s.services.store.db.selectFrom('policy_entities').select(['type', 'id']).execute()).map((r) => `${r.type}::${r.id}`).sort();
+  const stored = async () => (await server().services.store.db.selectFrom('policy_entities').select(['type', 'id']).execute()).map((r) => `${r.type}::${r.id}`).sort();
 
   beforeAll(async () => {
     human = (await json('POST', '/api/v1/humans', { email: 'importer@example.com', displayName: 'Importer' })).id!;
@@ -42,7 +36,7 @@ describe('entity imports and the registry', () => {
     // matching) and every later import refused.
     await json('POST', '/api/v1/grants', { principalId: human, entitlement: 'role:auditor' });
     const before = await stored();
-    const cycle = await s.api('POST', '/api/v1/entities', [{ uid: { type: 'Role', id: 'auditor' }, attrs: {}, parents: [{ type: 'Human', id: human }] }]);
+    const cycle = await server().api('POST', '/api/v1/entities', [{ uid: { type: 'Role', id: 'auditor' }, attrs: {}, parents: [{ type: 'Human', id: human }] }]);
     expect(cycle.status).toBe(400);
     expect(((await cycle.json()) as { code: string }).code).toBe('POLICY_ENTITY_CYCLE');
     expect(await stored()).toEqual(before);
@@ -55,9 +49,9 @@ describe('entity imports and the registry', () => {
 
   it('an imported entity with a registry entity\'s uid is stored but the registry\'s wins, and nothing breaks', async () => {
     // Groups come from the identity provider (SCIM).
-    const created = await fetch(`${s.url}/scim/v2/Groups`, {
+    const created = await fetch(`${server().url}/scim/v2/Groups`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${s.services.config.scimToken}`, 'content-type': 'application/scim+json' },
+      headers: { authorization: `Bearer ${server().services.config.scimToken}`, 'content-type': 'application/scim+json' },
       body: JSON.stringify({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: 'importers', members: [{ value: human }] }),
     });
     expect(created.status).toBe(201);

@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest';
 import { loadConfig, type ConfigInput } from '../../src/core/config.ts';
 import { startServer, type RunningServer } from '../../src/server/index.ts';
 import { freshDatabase, type Backend } from './backends.ts';
@@ -36,5 +37,23 @@ export async function startTestServer(backend: Backend = 'sqlite', overrides: Co
       await server.close();
       await db.cleanup();
     },
+  };
+}
+
+/**
+ * One real server for the whole test file, started before its tests and stopped after them: returns a
+ * getter, since the server exists only once `beforeAll` has run.
+ */
+export function serverForFile(backend: Backend = 'sqlite', overrides: ConfigInput = {}): () => TestServer {
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    server = await startTestServer(backend, overrides);
+  }, 60_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+  return () => {
+    if (!server) throw new Error('the test server is not running');
+    return server;
   };
 }
