@@ -6,6 +6,7 @@ import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from './support/server.ts';
 import { adminJson, createAgent, createClient, discover } from './oauth-support.ts';
+import { startMinimalUpstream } from './support/minimal-upstream.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -117,5 +118,40 @@ describe('internal CA, mTLS client authentication and certificate-bound tokens (
     const stranger = await certificateFor('workload', other.id);
     config[client.customFetch] = mtlsFetch({ key: stranger.key, cert: stranger.cert, ca }) as never;
     await expect(client.clientCredentialsGrant(config, { resource: issuer })).rejects.toBeTruthy();
+  });
+
+  it('RFC8705-3 the MCP gateway on the mutual-TLS listener: a certificate-bound token calls a tool with its certificate, and is refused without it', async () => {
+    const upstream = await startMinimalUpstream({});
+    try {
+      const owner = await adminJson<{ id: string }>(server, 'POST', '/api/v1/humans', { email: 'mtls-gw-owner@example.com', displayName: 'Owner' });
+      const agent = await createAgent(server, owner.id, 'mtls-gateway-agent');
+      const created = await createClient(server, agent.id, { auth: 'tls_client_auth' });
+      const { key, cert } = await certificateFor('agent', agent.id);
+      await adminJson(server, 'POST', '/api/v1/mcp/servers', { name: 'mtls-demo', url: upstream.url });
+      await adminJson(server, 'PUT', '/api/v1/policies', { cedar: `permit (principal == Agent::"${agent.id}", action == Action::"tools/call", resource in McpServer::"mtls-demo");` });
+      const mtlsOrigin = server.services.oauth.mtlsOrigin!;
+      // The mTLS listener is another origin for agents to call: the gateway's DNS-rebinding check must be told.
+      await adminJson(server, 'PATCH', '/api/v1/mcp/settings', { allowedHosts: [new URL(mtlsOrigin).host] });
+      const config = await discover(issuer, created.client_id, client.TlsClientAuth(), { use_mtls_endpoint_aliases: true });
+      config[client.customFetch] = mtlsFetch({ key, cert, ca }) as never;
+      const token = await client.clientCredentialsGrant(config, { resource: `${issuer}/mcp/mtls-demo` });
+
+      const post = (origin: string, body: unknown, extra: Record<string, string> = {}) => {
+        const init = { method: 'POST', headers: { authorization: `Bearer ${token.access_token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...extra }, body: JSON.stringify(body) };
+        return origin === mtlsOrigin ? mtlsFetch({ key, cert, ca })(`${origin}/mcp/mtls-demo`, init) : fetch(`${origin}/mcp/mtls-demo`, init);
+      };
+      const init = await post(mtlsOrigin, { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'mtls-agent', version: '1' } } });
+      expect(init.status).toBe(200);
+      const session = init.headers.get('mcp-session-id')!;
+      const call = await post(mtlsOrigin, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'over mTLS' } } }, { 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' });
+      expect(call.status).toBe(200);
+      expect(await call.text()).toContain('echo: over mTLS');
+      // The same token on the plain listener, without the certificate it is bound to.
+      const stolen = await post(issuer, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { message: 'stolen' } } }, { 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' });
+      expect(stolen.status).toBe(401);
+      expect(((await stolen.json()) as { code: string }).code).toBe('MTLS_CERTIFICATE_REQUIRED');
+    } finally {
+      await upstream.close();
+    }
   });
 });
