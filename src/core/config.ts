@@ -16,6 +16,13 @@ export const configSchema = z
     mode: z.enum(['production', 'dev', 'demo']).default('production'),
     host: z.string().min(1).default('127.0.0.1'),
     port: z.coerce.number().int().min(0).max(65535).default(7400),
+    /**
+     * Serve the admin API (`/api/v1`) on a listener of its own, and only there: operators reach the
+     * control plane (the kill switch among it) whatever agents do to the main listener, and it can be
+     * bound to an internal interface (`adminHost`). Unset: the admin API is on the main listener.
+     */
+    adminPort: z.coerce.number().int().min(0).max(65535).optional(),
+    adminHost: z.string().min(1).default('127.0.0.1'),
     dataDir: z.string().min(1).default('./.mandate'),
     databaseUrl: z.string().url().optional(),
     databaseSchema: z.string().regex(/^[a-z_][a-z0-9_]{0,40}$/).optional(),
@@ -65,6 +72,8 @@ export interface Config {
   mode: 'production' | 'dev' | 'demo';
   host: string;
   port: number;
+  adminPort: number | undefined;
+  adminHost: string;
   dataDir: string;
   databaseUrl: string | undefined;
   databaseSchema: string | undefined;
@@ -103,6 +112,8 @@ const ENV: Record<string, keyof ConfigInput> = {
   MANDATE_MAX_BODY_BYTES: 'maxBodyBytes',
   MANDATE_REQUEST_TIMEOUT_SECONDS: 'requestTimeoutSeconds',
   MANDATE_MAX_CONNECTIONS: 'maxConnections',
+  MANDATE_ADMIN_PORT: 'adminPort',
+  MANDATE_ADMIN_HOST: 'adminHost',
   MANDATE_MAX_CONNECTIONS_PER_CLIENT: 'maxConnectionsPerClient',
   MANDATE_AUDIT_STREAM_MAX_BACKOFF_MS: 'auditStreamMaxBackoffMs',
   MANDATE_JIT_MAX_SECONDS: 'jitMaxSeconds',
@@ -166,6 +177,8 @@ export function loadConfig(...sources: ConfigInput[]): Config {
   return {
     mode: c.mode,
     host: c.host,
+    adminPort: c.adminPort,
+    adminHost: c.adminHost,
     port: c.port,
     dataDir,
     databaseUrl: c.databaseUrl,

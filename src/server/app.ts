@@ -16,6 +16,7 @@ import { registerOAuthRoutes } from './routes/oauth.ts';
 import { registerAuthzenRoutes } from './routes/authzen.ts';
 import { registerPolicyRoutes } from './routes/policies.ts';
 import { isScimPath, registerScimRoutes, scimErrorResponse } from './routes/scim.ts';
+import { cameThroughAdminListener, isAdminApiPath, isProbePath } from './admin-listener.ts';
 import type { Services } from './services.ts';
 
 /** Resolves a bearer token to an actor, or undefined when it is not one this authenticator knows. */
@@ -42,6 +43,18 @@ export function createApp(services: Services): MandateApp {
     return problem(c, coded);
   });
   app.notFound((c) => problem(c, new MandateError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 404)));
+  if (services.config.adminPort !== undefined) {
+    // The admin API on its own listener (MANDATE_ADMIN_PORT), and nothing else there but the probes.
+    // Decided on the path hono routes on, before anything else runs: no other listener serves `/api/v1`.
+    app.use('*', async (c, next) => {
+      const onAdminListener = cameThroughAdminListener(c.env);
+      const adminPath = isAdminApiPath(c.req.path);
+      if (onAdminListener ? !adminPath && !isProbePath(c.req.path) : adminPath) {
+        return problem(c, new MandateError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path} on this listener`, 404));
+      }
+      return next();
+    });
+  }
   const limitBody = bodyLimit({
     maxSize: services.config.maxBodyBytes,
     onError: (c) => {

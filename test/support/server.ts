@@ -24,7 +24,7 @@ export async function startTestServer(backend: Backend = 'sqlite', overrides: Co
   });
   const server = await startServer(config);
   const api = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${server.url}${path}`, {
+    fetch(`${server.adminUrl}${path}`, {
       method,
       headers: { authorization: `Bearer ${config.adminToken}`, ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
       ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),

@@ -43,9 +43,9 @@ export function serveCommand(): Command {
       process.once('SIGTERM', () => void shutdown('SIGTERM'));
       if (config.mode === 'demo') {
         const seeded = await seedDemo(server.services, demoSeeders);
-        printDemoBanner(config.publicUrl, config.adminToken, config.dataDir, seeded, config.scimToken);
+        printDemoBanner(config.publicUrl, config.adminPort === undefined ? config.publicUrl : server.adminUrl, config.adminToken, config.dataDir, seeded, config.scimToken);
       } else {
-        logger.info({ url: config.publicUrl, store: config.databaseUrl ? 'postgres' : 'sqlite' }, 'Mandate listening');
+        logger.info({ url: config.publicUrl, ...(config.adminPort !== undefined && { adminUrl: server.adminUrl }), store: config.databaseUrl ? 'postgres' : 'sqlite' }, 'Mandate listening');
       }
     });
 }
@@ -63,12 +63,12 @@ async function loadPdpFiles(services: Services, policiesFile?: string, entitiesF
   }
 }
 
-function printDemoBanner(url: string, token: string, dataDir: string, seeded: Awaited<ReturnType<typeof seedDemo>>, scimToken: string | undefined): void {
+function printDemoBanner(url: string, adminUrl: string, token: string, dataDir: string, seeded: Awaited<ReturnType<typeof seedDemo>>, scimToken: string | undefined): void {
   const lines = [
     '',
     '  Mandate is running (demo mode, embedded store)',
     '',
-    `  API            ${url}/api/v1   (OpenAPI: ${url}/api/v1/openapi.json)`,
+    `  API            ${adminUrl}/api/v1   (OpenAPI: ${adminUrl}/api/v1/openapi.json)`,
     `  Health         ${url}/healthz`,
     `  Admin token    ${token}`,
     `  AuthZEN PDP    ${url}/access/v1/evaluation   (metadata: ${url}/.well-known/authzen-configuration)`,
@@ -77,9 +77,9 @@ function printDemoBanner(url: string, token: string, dataDir: string, seeded: Aw
     `  Data           ${dataDir}`,
     '',
     '  Try:',
-    `    export MANDATE_URL=${url} MANDATE_ADMIN_TOKEN=${token}`,
+    `    export MANDATE_URL=${adminUrl} MANDATE_ADMIN_TOKEN=${token}`,
     '    npx mandate agent list',
-    `    curl -H "Authorization: Bearer $MANDATE_ADMIN_TOKEN" ${url}/api/v1/findings`,
+    `    curl -H "Authorization: Bearer $MANDATE_ADMIN_TOKEN" ${adminUrl}/api/v1/findings`,
     '    npx mandate audit verify --data ' + dataDir,
     '',
   ];
