@@ -618,6 +618,18 @@ describe('SCIM under arbitrary input', () => {
     expectScimError(await scim.json('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: operations }), 400, 'invalidFilter');
   });
 
+  it('refuses values to remove that would write their own filter (scimmy pastes them into one, unescaped)', async () => {
+    const created = await scim.json('POST', '/Users', { schemas: [USER], userName: 'remove-inject@example.com', emails: [{ value: 'remove-inject@example.com', type: 'work' }] });
+    const id = (created.body as { id: string }).id;
+    const injected = `a" and ${Array.from({ length: 14 }, (_, i) => `(value eq "b${i}" or type eq "c${i}")`).join(' and ')} and value eq "z`;
+    // Unchecked, this one PATCH exhausted the heap.
+    expectScimError(await scim.json('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: 'emails', value: [{ value: injected }] }] }), 400, 'invalidValue');
+    expectScimError(await scim.json('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: 'emails', value: [{ 'value eq "x" or type': 'y' }] }] }), 400, 'invalidValue');
+    // A plain removal still works.
+    const removed = await scim.json('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: 'emails', value: [{ value: 'remove-inject@example.com' }] }] });
+    expect(removed.status).toBe(200);
+  });
+
   it('refuses exponentially expanding filters before parsing them', async () => {
     const expression = Array.from({ length: 16 }, (_, i) => `(userName eq "a${i}" or externalId eq "b${i}")`).join(' and ');
     // Without the guard scimmy would expand this into 65,536 branches (seconds of CPU); the test timeout bounds it.

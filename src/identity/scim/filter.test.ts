@@ -62,6 +62,8 @@ describe('SCIM filters', () => {
     ['exponential expansion', Array.from({ length: 16 }, (_, i) => `(userName eq "${i}" or externalId eq "${i}")`).join(' and ')],
     ['exponential expansion with no space after a string', Array.from({ length: 16 }, (_, i) => `(userName eq "${i}"or externalId eq "${i}")`).join(' and ')],
     ['exponential expansion with no space around the operator', Array.from({ length: 16 }, (_, i) => `(userName eq "${i}"or(externalId eq "${i}"))`).join(' and ')],
+    ['exponential expansion behind backslash-quotes (a scimmy string ends at the first quote)', Array.from({ length: 16 }, () => '(userName eq "\\" or externalId eq "\\")').join(' and ')],
+    ['exponential expansion behind a literal run into the operator', Array.from({ length: 16 }, (_, i) => `(active eq trueor userName eq "${i}")`).join(' and ')],
     ['too long', `userName eq "${'a'.repeat(3000)}"`],
   ])('RFC7644-3.4.2.2 refuses %s with invalidFilter', (_label, expression) => {
     expect(() => parseFilter('User', expression)).toThrowError(expect.objectContaining({ status: 400, details: { scimType: 'invalidFilter' } }) as Error);

@@ -49,20 +49,20 @@ const RULES: Record<ScimResourceKind, Record<string, AttributeRule>> = {
 const CANONICAL: Record<string, string> = { id: 'id', username: 'userName', externalid: 'externalId', displayname: 'displayName', active: 'active', emails: 'emails', members: 'members', value: 'value', type: 'type' };
 
 /**
- * The `or` operators of a filter, counted before scimmy sees it. Counted generously: any `or` outside a
- * string that is not part of a longer name, wherever it stands — scimmy also reads `"a"or b eq "c"`
- * (no space after the string) as an `or`, and a count that missed it let the expansion through.
+ * The `or` operators of a filter, counted before scimmy sees it, and counted generously: every "or"
+ * that is not inside a word (a letter on both sides), in strings too. Reading the filter as scimmy does
+ * cannot be trusted to agree with scimmy: it reads `"a"or`, `trueor` and `"\"` (a string ends at the
+ * first quote, backslash or not) differently from a careful reader, and each disagreement let the
+ * exponential expansion through. Over-counting only refuses unusual filters sooner; real identity
+ * providers send one `eq`.
  */
 export function countOr(expression: string): number {
   let count = 0;
-  let quoted = false;
-  for (let i = 0; i < expression.length; i++) {
+  const letter = (ch: string | undefined) => ch !== undefined && /[A-Za-z]/.test(ch);
+  for (let i = 0; i + 1 < expression.length; i++) {
     const ch = expression[i]!;
-    if (quoted) {
-      if (ch === '\\') i++;
-      else if (ch === '"') quoted = false;
-    } else if (ch === '"') quoted = true;
-    else if ((ch === 'o' || ch === 'O') && (expression[i + 1] === 'r' || expression[i + 1] === 'R') && !/[A-Za-z]/.test(expression[i - 1] ?? '') && !/[A-Za-z0-9_$-]/.test(expression[i + 2] ?? '')) count++;
+    const next = expression[i + 1]!;
+    if ((ch === 'o' || ch === 'O') && (next === 'r' || next === 'R') && !(letter(expression[i - 1]) && letter(expression[i + 2]))) count++;
   }
   return count;
 }

@@ -28,10 +28,11 @@ export function normalisePatch(kind: ScimResourceKind, body: unknown): { schemas
   // same bounds hold, for the whole PATCH at once (its operations are applied one after another).
   let ors = 0;
   for (const operation of operations) {
-    const path = isObject(operation) ? operation.path : undefined;
-    if (typeof path !== 'string') continue;
-    ors += countOr(path);
-    assertFilterBounded(path, ors);
+    if (!isObject(operation)) continue;
+    if (typeof operation.path === 'string') {
+      ors += countOr(operation.path);
+      assertFilterBounded(operation.path, ors);
+    }
   }
   const normalised = operations.map((operation, index) => {
     if (!isObject(operation)) throw scimError('invalidSyntax', `operation ${index + 1} must be an object`);
@@ -49,7 +50,27 @@ export function normalisePatch(kind: ScimResourceKind, body: unknown): { schemas
     else if (path === undefined && isObject(value)) value = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k.toLowerCase() === 'members' ? memberValues(v) : v]));
     return { op: op.toLowerCase(), ...(typeof path === 'string' && { path: path.trim() }), ...(value !== undefined && { value }) };
   });
+  // Checked as scimmy will get them (after the smoothing above, which turns member ids into objects).
+  for (const operation of normalised) if (operation.op === 'remove') assertRemovalValuesPlain(operation.value);
   return { schemas: [PATCH_OP_SCHEMA], Operations: normalised };
+}
+
+/**
+ * scimmy removes the values a `remove` lists from a multi-valued attribute by pasting each value's keys
+ * and strings into a filter (`value eq "<string>" and …`, joined by `or`), unescaped: a quote in a value
+ * or an odd key would let the value write its own filter, `or`s included, past every bound on filters
+ * (one such PATCH used to exhaust the heap). Values to remove must therefore be plain: attribute-name
+ * keys, and strings without `"` or `\`.
+ */
+function assertRemovalValuesPlain(value: unknown): void {
+  for (const item of Array.isArray(value) ? value : [value]) {
+    if (!isObject(item)) continue;
+    for (const [key, v] of Object.entries(item)) {
+      if (!/^[A-Za-z$][A-Za-z0-9_$-]{0,63}$/.test(key)) throw scimError('invalidValue', `a value to remove has an attribute name that is not one: ${JSON.stringify(key.slice(0, 64))}`);
+      if (typeof v === 'string' && /["\\]/.test(v)) throw scimError('invalidValue', `a value to remove must not contain " or \\ (in "${key}")`);
+      if (v !== null && typeof v === 'object') throw scimError('invalidValue', `a value to remove must be flat (in "${key}")`);
+    }
+  }
 }
 
 /**
