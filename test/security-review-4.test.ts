@@ -63,3 +63,42 @@ describe('entity imports and the registry', () => {
     expect(await decide('d3')).toBe('deny');
   });
 });
+
+describe('entity rebuilds', () => {
+  it('a rebuild that started before an import cannot install its older store after the import\'s', async () => {
+    const pdp = server().services.pdp;
+    // A source that holds the next rebuild until the test lets it go: it stands in for a slow read.
+    let hold: Promise<void> | undefined;
+    let entered: () => void = () => undefined;
+    let left: () => void = () => undefined;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    const outside = new Promise<void>((resolve) => (left = resolve));
+    let release: () => void = () => undefined;
+    await pdp.addEntitySource({ name: 'held', topics: [], load: async () => {
+      if (hold) {
+        const waiting = hold;
+        hold = undefined;
+        entered();
+        await waiting;
+        left();
+      }
+      return [];
+    } });
+    hold = new Promise<void>((resolve) => (release = resolve));
+    // Rebuild A reads the imported entities (without Team::"late"), then waits in the source.
+    server().services.store.events.deliver({ topic: 'resync', data: {} });
+    await inside;
+    const importing = pdp.importEntities([{ uid: { type: 'Team', id: 'late' }, attrs: {}, parents: [] }], 'test');
+    const stored = () => server().services.store.db.selectFrom('policy_entities').select('id').where('type', '=', 'Team').where('id', '=', 'late').executeTakeFirst();
+    while (!(await stored())) await new Promise((resolve) => setTimeout(resolve, 5));
+    // Give a rebuild for the import the chance to finish first (it used to run beside A, and then A,
+    // finishing last, put back what it had read before the import). Now it waits for A.
+    for (let i = 0; i < 50 && pdp.entities.getUid('Team', 'late') === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    // Only now does A go on, with what it read before the import.
+    release();
+    await importing;
+    await outside;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(pdp.entities.getUid('Team', 'late')).toBeDefined();
+  });
+});

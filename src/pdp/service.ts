@@ -89,6 +89,9 @@ export class PdpService {
   readonly #decorators: PrincipalDecorator[] = [];
   /** The import in progress, if any (imports in this process run one after another). */
   #importing: Promise<void> = Promise.resolve();
+  /** The entity rebuild running, and the one queued after it (see `#reloadAllEntities`). */
+  #rebuild: Promise<void> | undefined;
+  #rebuildAgain: Promise<void> | undefined;
 
   constructor(store: Store, audit: AuditLog, logger: Logger) {
     this.#store = store;
@@ -239,8 +242,8 @@ export class PdpService {
       const stored = options.replace ? [] : await this.#store.db.selectFrom('policy_entities').select(['type', 'id', 'json']).execute();
       const others = stored.filter((r) => !incoming.has(`${r.type}\u0000${r.id}`)).map((r) => JSON.parse(r.json) as EntityJson);
       await this.#buildEntities([...others, ...(entities as EntityJson[])]);
+      // Its change event (delivered here, and awaited, when the transaction commits) rebuilds the entities.
       await this.#writeImport(entities, rows, incoming, actor, options);
-      await this.#reloadImported();
     } finally {
       done();
     }
@@ -319,17 +322,36 @@ export class PdpService {
     return { entities, sourceUids };
   }
 
-  /** Rebuilds the live entities, all or nothing: on a failure the previous ones stay in force. */
-  async #reloadAllEntities(): Promise<void> {
+  /**
+   * Rebuilds the live entities, all or nothing: on a failure the previous ones stay in force. One
+   * rebuild runs at a time, and calls that arrive meanwhile share one more that starts after it: the
+   * last store swapped in was read after the last request, never an older one finishing late.
+   */
+  #reloadAllEntities(): Promise<void> {
+    if (!this.#rebuild) {
+      this.#rebuild = this.#rebuildEntities().finally(() => (this.#rebuild = undefined));
+      return this.#rebuild;
+    }
+    this.#rebuildAgain ??= this.#rebuild
+      .catch(() => undefined)
+      .then(() => {
+        this.#rebuildAgain = undefined;
+        return this.#reloadAllEntities();
+      });
+    return this.#rebuildAgain;
+  }
+
+  async #rebuildEntities(): Promise<void> {
     const imported = await this.#loadImported();
     const built = await this.#buildEntities(imported);
     this.#entities = built.entities;
     this.#sourceUids.clear();
     for (const [name, uids] of built.sourceUids) this.#sourceUids.set(name, uids);
-    // Principals that changed while the new store was being built were applied to the old one: project
-    // them again into the new one.
+    // Changes that arrived while the new store was being built were applied to the old one: project
+    // principals and reload sources again, into the new one.
     await this.#refreshIdentities();
     await this.#refreshHuman();
+    for (const source of this.#sources) await this.#reloadSource(source);
   }
 
   async #loadImported(): Promise<EntityJson[]> {
