@@ -113,6 +113,10 @@ describe('workload identity federation end to end', () => {
     // An issuer whose keys cannot be fetched: refused, and asked again only after a pause.
     for (let i = 0; i < 5; i++) await expect(federation.resolve(await assertion(`${externalIssuer}/broken`))).rejects.toThrow();
     expect(fetches.filter((f) => f === '/broken/jwks')).toHaveLength(1);
+    // A change to the trusted issuers forgets what was remembered: the next assertion fetches again.
+    await adminJson(server, 'POST', '/api/v1/oauth/federation/issuers', { issuer: `${externalIssuer}/another`, jwksUrl: `${externalIssuer}/another/jwks`, audience: 'https://mandate.example', rules: [{ claims: { repository: 'acme/deploy' }, identityId: workload.id, scopes: [] }] });
+    await expect(federation.resolve(await assertion(`${externalIssuer}/broken`))).rejects.toThrow();
+    expect(fetches.filter((f) => f === '/broken/jwks')).toHaveLength(2);
   });
 
   it('safe JWKS fetching refuses private addresses unless allowed, and http outside dev mode', async () => {

@@ -74,6 +74,8 @@ export class FederationService {
   readonly #jwksFetches = new Map<string, Promise<JSONWebKeySet>>();
   /** The last failed fetch per URL, answered again for 10 s instead of fetching. */
   readonly #jwksFailures = new Map<string, { at: number; error: unknown }>();
+  /** Bumped when issuers change: a fetch begun before leaves nothing behind in the caches. */
+  #jwksGeneration = 0;
 
   constructor(store: Store, audit: AuditLog, replay: ReplayCache, fetchOptions: SafeFetchOptions) {
     this.#store = store;
@@ -81,8 +83,10 @@ export class FederationService {
     this.#replay = replay;
     this.#fetch = fetchOptions;
     store.events.on(FEDERATION_CHANGED, () => {
+      this.#jwksGeneration += 1;
       this.#jwksCache.clear();
       this.#jwksFailures.clear();
+      this.#jwksFetches.clear();
     });
   }
 
@@ -168,22 +172,28 @@ export class FederationService {
     if (failed && Date.now() - failed.at < 10_000) throw failed.error;
     let fetching = this.#jwksFetches.get(url);
     if (!fetching) {
-      fetching = this.#fetchJwks(url).finally(() => this.#jwksFetches.delete(url));
+      fetching = this.#fetchJwks(url);
       this.#jwksFetches.set(url, fetching);
     }
     return fetching;
   }
 
   async #fetchJwks(url: string): Promise<JSONWebKeySet> {
+    const generation = this.#jwksGeneration;
+    const current = () => generation === this.#jwksGeneration;
     try {
       const body = (await safeFetchJson(url, this.#fetch)) as JSONWebKeySet;
       if (!body || !Array.isArray(body.keys)) throw new MandateError('FEDERATION_JWKS_INVALID', 'the remote JWKS has no keys', 502);
-      this.#jwksCache.set(url, { jwks: body, fetchedAt: Date.now() });
-      this.#jwksFailures.delete(url);
+      if (current()) {
+        this.#jwksCache.set(url, { jwks: body, fetchedAt: Date.now() });
+        this.#jwksFailures.delete(url);
+      }
       return body;
     } catch (error) {
-      this.#jwksFailures.set(url, { at: Date.now(), error });
+      if (current()) this.#jwksFailures.set(url, { at: Date.now(), error });
       throw error;
+    } finally {
+      if (current()) this.#jwksFetches.delete(url);
     }
   }
 

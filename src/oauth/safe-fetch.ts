@@ -84,6 +84,24 @@ export function isPrivateAddress(address: string): boolean {
   return PRIVATE.check(groups.map((g) => g.toString(16)).join(':'), 'ipv6');
 }
 
+/** The host's addresses, or none when it cannot be resolved before the deadline. */
+function resolveWithin(host: string, deadline: AbortSignal): Promise<{ address: string; family: number }[]> {
+  return new Promise((resolve) => {
+    const give = () => resolve([]);
+    deadline.addEventListener('abort', give, { once: true });
+    lookup(host, { all: true }).then(
+      (addresses) => {
+        deadline.removeEventListener('abort', give);
+        resolve(addresses);
+      },
+      () => {
+        deadline.removeEventListener('abort', give);
+        resolve([]);
+      },
+    );
+  });
+}
+
 export interface SafeFetchOptions {
   allowHttp: boolean;
   allowPrivateNetworks: boolean;
@@ -106,12 +124,14 @@ export async function safeFetchJson(url: string, options: SafeFetchOptions): Pro
   if (target.protocol !== 'https:' && !(options.allowHttp && target.protocol === 'http:')) throw new MandateError('FETCH_URL_INSECURE', 'remote keys must be fetched over https', 400);
   if (target.username || target.password) throw new MandateError('FETCH_URL_INVALID', 'credentials in URLs are not allowed', 400);
   const host = target.hostname.replace(/^\[|\]$/g, '');
-  const addresses = isIP(host) ? [{ address: host, family: isIP(host) }] : await lookup(host, { all: true }).catch(() => []);
+  const timeoutMs = options.timeoutMs ?? 5000;
+  // One deadline for the whole fetch, name resolution included.
+  const deadline = AbortSignal.timeout(timeoutMs);
+  const addresses = isIP(host) ? [{ address: host, family: isIP(host) }] : await resolveWithin(host, deadline);
   if (addresses.length === 0) throw new MandateError('FETCH_UNREACHABLE', `cannot resolve ${host}`, 502);
   if (!options.allowPrivateNetworks && addresses.some((a) => isPrivateAddress(a.address))) throw new MandateError('FETCH_ADDRESS_FORBIDDEN', `${host} resolves to a private address`, 400);
   const pinned = addresses[0]!;
   const maxBytes = options.maxBytes ?? 256 * 1024;
-  const timeoutMs = options.timeoutMs ?? 5000;
   const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = request(
@@ -128,7 +148,7 @@ export async function safeFetchJson(url: string, options: SafeFetchOptions): Pro
           if ((lookupOptions as { all?: boolean }).all) answer(null, [{ address: pinned.address, family: pinned.family }]);
           else answer(null, pinned.address, pinned.family);
         },
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: deadline,
       },
       (res) => {
         if (res.statusCode !== 200) {
