@@ -41,6 +41,11 @@ describe('the admin API on its own listener', () => {
     }
   });
 
+  it('its OpenAPI document names the admin listener as the server', async () => {
+    const document = (await (await server.api('GET', '/api/v1/openapi.json')).json()) as { servers: { url: string }[] };
+    expect(document.servers[0]!.url).toBe(server.adminUrl);
+  });
+
   it('serves nothing else there but the probes', async () => {
     expect((await raw(server.adminUrl, '/healthz', '')).status).toBe(200);
     for (const path of ['/mcp/demo', '/oauth/token', '/.well-known/openid-configuration', '/access/v1/evaluation', '/scim/v2/Users']) {

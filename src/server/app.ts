@@ -104,7 +104,8 @@ export function createApp(services: Services): MandateApp {
       return problem(c, new MandateError('STORE_UNAVAILABLE', 'the database is unreachable', 503));
     }
   });
-  app.get('/api/v1/openapi.json', (c) => c.json(docs.document(services.config.publicUrl)));
+  // On the admin listener (MANDATE_ADMIN_PORT) the API is where the document was fetched from, not at the public URL.
+  app.get('/api/v1/openapi.json', (c) => c.json(docs.document(cameThroughAdminListener(c.env) ? new URL(c.req.url).origin : services.config.publicUrl)));
 
   const api = new Hono<AppEnv>();
   api.use('*', async (c, next) => {
