@@ -66,4 +66,19 @@ describe('three replicas on one PostgreSQL', () => {
     expect(result.ok).toBe(true);
     expect(result.events).toBeGreaterThan(90);
   });
+
+  it('two replicas importing halves of a cycle at the same moment: one import is refused, nothing cyclic is stored', async () => {
+    const halves = [
+      [{ uid: { type: 'Ring', id: 'a' }, attrs: {}, parents: [{ type: 'Ring', id: 'b' }] }],
+      [{ uid: { type: 'Ring', id: 'b' }, attrs: {}, parents: [{ type: 'Ring', id: 'a' }] }],
+    ];
+    // Each passes its check before its transaction; the check under the import lock decides.
+    const answers = await Promise.all(halves.map((half, i) => replicas.api(i, 'POST', '/api/v1/entities', half)));
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
+    const stored = await replicas.servers[0]!.services.store.db.selectFrom('policy_entities').select('id').where('type', '=', 'Ring').execute();
+    expect(stored).toHaveLength(1);
+    // Every replica still loads its entities (a stored cycle made every reload fail).
+    for (const replica of [0, 1, 2]) expect((await replicas.api(replica, 'POST', '/api/v1/entities', [{ uid: { type: 'Ring', id: 'c' }, attrs: {}, parents: [] }])).status).toBe(200);
+  });
 });
+

@@ -19,7 +19,7 @@ import {
   type EntityOverride,
   type TemplateLink,
 } from '../policy/index.ts';
-import type { Store } from '../store/index.ts';
+import { advisoryXactLock, type Store } from '../store/index.ts';
 import { projectGroups, projectHumans, projectIdentities, type PrincipalDecorator } from './projection.ts';
 
 export type PolicyMode = 'enforce' | 'log-only';
@@ -64,6 +64,8 @@ export interface DecisionLogEntry {
 
 export const POLICY_ACTIVATED = 'policy.activated';
 export const ENTITIES_IMPORTED = 'policy.entities.imported';
+/** Serialises entity imports across replicas (a PostgreSQL advisory lock). */
+const LOCK_ENTITY_IMPORTS = 7_261_011;
 
 /** Decision requests whose context is larger than this are logged with a digest instead of the context. */
 const MAX_LOGGED_CONTEXT = 8 * 1024;
@@ -253,6 +255,15 @@ export class PdpService {
   async #writeImport(entities: unknown[], rows: { type: string; id: string }[], incoming: Set<string>, actor: string, options: { replace?: boolean }): Promise<void> {
     const limits = { maxDepth: MAX_ENTITY_HIERARCHY_DEPTH, maxAncestorEntries: MAX_ANCESTOR_ENTRIES };
     await this.#store.transaction(async (tx) => {
+      if (this.#store.dialect === 'postgres') {
+        // Another replica may have imported since the check before this transaction: check again, under
+        // a lock every replica's import takes, against what is stored now. (The embedded store is one
+        // process, whose imports already run one at a time; its single connection is held here.)
+        await advisoryXactLock(tx.db, LOCK_ENTITY_IMPORTS);
+        const now = await tx.db.selectFrom('policy_entities').select(['type', 'id', 'json']).execute();
+        const others = options.replace ? [] : now.filter((r) => !incoming.has(`${r.type}\u0000${r.id}`)).map((r) => JSON.parse(r.json) as EntityJson);
+        await this.#buildEntities([...others, ...(entities as EntityJson[])]);
+      }
       // The hierarchy after this import must be acyclic as a whole, not only within the batch: an entity
       // naming an already-imported descendant as its parent was stored, then every reload (this replica,
       // the others, the next start) failed on the cycle and left the imported entities out (decisions
