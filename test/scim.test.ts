@@ -625,6 +625,8 @@ describe('SCIM under arbitrary input', () => {
     // Unchecked, this one PATCH exhausted the heap.
     expectScimError(await scim.json('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: 'emails', value: [{ value: injected }] }] }), 400, 'invalidValue');
     expectScimError(await scim.json('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: 'emails', value: [{ 'value eq "x" or type': 'y' }] }] }), 400, 'invalidValue');
+    expectScimError(await scim.json('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: 'emails', value: [{ value: 'x' }, injected] }] }), 400, 'invalidValue');
+    expectScimError(await scim.json('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: 'emails', value: [[injected]] }] }), 400, 'invalidValue');
     // A plain removal still works.
     const removed = await scim.json('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: 'emails', value: [{ value: 'remove-inject@example.com' }] }] });
     expect(removed.status).toBe(200);

@@ -128,6 +128,7 @@ export async function safeFetchJson(url: string, options: SafeFetchOptions): Pro
   // One deadline for the whole fetch, name resolution included.
   const deadline = AbortSignal.timeout(timeoutMs);
   const addresses = isIP(host) ? [{ address: host, family: isIP(host) }] : await resolveWithin(host, deadline);
+  if (deadline.aborted) throw new MandateError('FETCH_FAILED', `remote fetch took longer than ${timeoutMs} ms`, 502);
   if (addresses.length === 0) throw new MandateError('FETCH_UNREACHABLE', `cannot resolve ${host}`, 502);
   if (!options.allowPrivateNetworks && addresses.some((a) => isPrivateAddress(a.address))) throw new MandateError('FETCH_ADDRESS_FORBIDDEN', `${host} resolves to a private address`, 400);
   const pinned = addresses[0]!;

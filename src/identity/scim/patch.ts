@@ -64,6 +64,10 @@ export function normalisePatch(kind: ScimResourceKind, body: unknown): { schemas
  */
 function assertRemovalValuesPlain(value: unknown): void {
   for (const item of Array.isArray(value) ? value : [value]) {
+    // A bare string or a list is pasted character by character (its keys are its indexes): no quotes,
+    // no lists inside the list, so nothing depends on how scimmy happens to parse what comes out.
+    if (Array.isArray(item)) throw scimError('invalidValue', 'a value to remove must be flat');
+    if (typeof item === 'string' && /["\\]/.test(item)) throw scimError('invalidValue', 'a value to remove must not contain " or \\');
     if (!isObject(item)) continue;
     for (const [key, v] of Object.entries(item)) {
       if (!/^[A-Za-z$][A-Za-z0-9_$-]{0,63}$/.test(key)) throw scimError('invalidValue', `a value to remove has an attribute name that is not one: ${JSON.stringify(key.slice(0, 64))}`);
