@@ -75,7 +75,13 @@ async function runProcedure(message: ProcedureCall): Promise<void> {
 let previous: Promise<void> = Promise.resolve();
 
 parentPort!.on('message', (message: Query | ProcedureCall | { close: true }) => {
-  previous = previous.then(() => handle(message));
+  // A failure `handle` did not answer itself (a reply that cannot be sent) is answered here, and must
+  // not break the chain: every later message would then wait for ever.
+  previous = previous
+    .then(() => handle(message))
+    .catch((error: unknown) => {
+      if ('id' in message) parentPort!.postMessage({ id: message.id, error: { message: (error as Error).message ?? String(error) }, inTransaction: db.isTransaction });
+    });
 });
 
 async function handle(message: Query | ProcedureCall | { close: true }): Promise<void> {
