@@ -1,5 +1,6 @@
 import { canonicalJson } from '../core/canonical-json.ts';
 import { MandateError } from '../core/errors.ts';
+import { storableText, wellFormedDeep } from '../core/json-text.ts';
 import { checkpointMessage, GENESIS_HASH, hashRecordWithDetails, type AuditInput } from './record.ts';
 import type { KeyObject } from 'node:crypto';
 import { signEd25519 } from '../keys/ed25519.ts';
@@ -18,8 +19,29 @@ export interface ChainEntry {
   details: string;
 }
 
+/**
+ * Every string is made well-formed UTF-16 before it is hashed (and the four text columns lose U+0000,
+ * which PostgreSQL text cannot hold: one such event would fail its whole group commit). The store keeps UTF-8, which cannot hold
+ * a lone surrogate (it becomes U+FFFD): hashing the JavaScript string would hash something other than
+ * what is stored, and the chain would read as broken at that row — and unverified after it — forever.
+ * Entry points refuse such text (400, JSON-RPC invalid params); this is the backstop for text that
+ * arrives another way (a claim in a signed JWT, an upstream's answer), so no input can break the chain.
+ */
 export function chainEntry(input: AuditInput): ChainEntry {
-  return { actor: input.actor, action: input.action, target: input.target ?? null, outcome: input.outcome, details: canonicalJson(input.details ?? {}) };
+  return {
+    actor: storableText(input.actor),
+    action: storableText(input.action),
+    target: input.target == null ? null : storableText(input.target),
+    outcome: storableText(input.outcome),
+    details: canonicalDetails(input.details ?? {}),
+  };
+}
+
+function canonicalDetails(details: Record<string, unknown>): string {
+  const text = canonicalJson(details);
+  // JSON.stringify writes a lone surrogate as a `\udXXX` escape (and a valid pair as itself), so only a
+  // text with such an escape can need the (rarer, slower) well-formed copy.
+  return text.includes('\\ud') ? canonicalJson(wellFormedDeep(details)) : text;
 }
 
 /** The last stored event (none in an empty log). */

@@ -1,3 +1,5 @@
+import { hasLoneSurrogate, mayHoldSurrogates } from '../core/json-text.ts';
+
 /** Just enough JSON-RPC 2.0 for the proxy to see what passes through it (JSON-RPC 2.0 §4, §5). */
 export type RpcId = string | number;
 
@@ -10,7 +12,10 @@ export interface RpcMessage {
   error?: { code: number; message: string; data?: unknown };
 }
 
-export type ParsedBody = { ok: true; messages: RpcMessage[]; batch: boolean } | { ok: false; reason: string };
+/** A refusal says which JSON-RPC error it is: -32700 parse error, or -32602 invalid params (with the message's id when there is one). */
+export type ParsedBody = { ok: true; messages: RpcMessage[]; batch: boolean } | { ok: false; reason: string; code?: number; id?: RpcId | null };
+
+export const RPC_INVALID_PARAMS = -32602;
 
 /** Parses a POST body: one message or (older protocol versions) a batch. Anything else is refused, never forwarded blind. */
 export function parseBody(text: string): ParsedBody {
@@ -25,6 +30,12 @@ export function parseBody(text: string): ParsedBody {
   if (items.length === 0 || items.length > 100) return { ok: false, reason: 'a batch must hold 1 to 100 messages' };
   for (const item of items) {
     if (!isMessage(item)) return { ok: false, reason: 'not a JSON-RPC 2.0 message' };
+  }
+  // A lone surrogate cannot be stored, audited or matched against a tool name faithfully: refused
+  // before anything is decided (src/core/json-text.ts). The scan keeps the walk off the common path.
+  if (mayHoldSurrogates(text)) {
+    const bad = items.find((item) => hasLoneSurrogate(item)) as RpcMessage | undefined;
+    if (bad) return { ok: false, reason: 'Invalid params: strings must be well-formed Unicode (no lone UTF-16 surrogates)', code: RPC_INVALID_PARAMS, id: batch ? null : (bad.id ?? null) };
   }
   return { ok: true, messages: items as RpcMessage[], batch };
 }

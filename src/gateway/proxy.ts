@@ -194,7 +194,7 @@ export class GatewayProxy {
     // ---- POST: look at every message before anything goes upstream ----
     const text = await request.text();
     const parsed = parseBody(text);
-    if (!parsed.ok) return rpcResponse(400, rpcError(null, -32700, `Parse error: ${parsed.reason}`));
+    if (!parsed.ok) return rpcResponse(400, parsed.code ? rpcError(parsed.id, parsed.code, parsed.reason) : rpcError(null, -32700, `Parse error: ${parsed.reason}`));
     const { messages } = parsed;
     const initialize = messages.some((m) => m.method === 'initialize');
     if (!session) {

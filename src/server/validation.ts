@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { MandateError } from '../core/errors.ts';
+import { inspectJson, MAX_JSON_DEPTH } from '../core/json-text.ts';
 
 function issuesOf(error: z.ZodError): { path: string; message: string }[] {
   return error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }));
@@ -21,6 +22,7 @@ export async function readBody<S extends z.ZodType>(c: Context, schema: S): Prom
   const problem = inspectJson(raw);
   if (problem === 'deep') throw new MandateError('REQUEST_TOO_DEEP', `the body nests deeper than ${MAX_JSON_DEPTH} levels`, 400, { limit: MAX_JSON_DEPTH });
   if (problem === 'nul') throw new MandateError('REQUEST_INVALID', 'strings must not contain the NUL character', 400);
+  if (problem === 'surrogate') throw new MandateError('REQUEST_INVALID', 'strings must be well-formed Unicode (no lone UTF-16 surrogates, RFC 7493 §2.1)', 400);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw new MandateError('REQUEST_INVALID', `invalid request body: ${parsed.error.issues[0]?.message ?? 'invalid'}`, 400, { issues: issuesOf(parsed.error) });
   return parsed.data;
@@ -38,36 +40,6 @@ export const pageQuery = {
   cursor: z.string().max(64).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
 };
-
-/**
- * Deepest nesting of arrays/objects accepted in a JSON body. Everything downstream (zod, the Cedar value
- * conversion, canonical JSON for the audit chain) recurses per level: around 10,000 levels the stack
- * overflows and the request ended as a 500. No legitimate body comes near this.
- */
-export const MAX_JSON_DEPTH = 64;
-
-/**
- * One iterative walk (so it cannot itself overflow the stack): `deep` when the value nests deeper than
- * MAX_JSON_DEPTH, `nul` when a string or key holds U+0000, otherwise null.
- */
-export function inspectJson(value: unknown): 'deep' | 'nul' | null {
-  const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop() as [unknown, number];
-    if (typeof v === 'string') {
-      if (v.includes('\u0000')) return 'nul';
-    } else if (v !== null && typeof v === 'object') {
-      if (depth >= MAX_JSON_DEPTH) return 'deep';
-      if (Array.isArray(v)) for (const x of v) stack.push([x, depth + 1]);
-      else
-        for (const [k, x] of Object.entries(v)) {
-          if (k.includes('\u0000')) return 'nul';
-          stack.push([x, depth + 1]);
-        }
-    }
-  }
-  return null;
-}
 
 /**
  * PostgreSQL text cannot hold U+0000 (SQLite can): refuse it at the edge, for every route, so the two

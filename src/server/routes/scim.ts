@@ -1,3 +1,4 @@
+import { inspectJson } from '../../core/json-text.ts';
 import { Hono, type Context } from 'hono';
 import { constantTimeEqual } from '../../core/crypto.ts';
 import type { MandateError } from '../../core/errors.ts';
@@ -36,17 +37,6 @@ function send(c: Context, body: Record<string, unknown>, status: 200 | 201 = 200
   return c.body(JSON.stringify(body), status, headers);
 }
 
-function depthExceeds(value: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (item === null || typeof item !== 'object') continue;
-    if (depth > max) return true;
-    for (const child of Object.values(item)) stack.push([child, depth + 1]);
-  }
-  return false;
-}
-
 /** RFC 7644 §3.1/§8.1: bodies are application/scim+json; application/json is accepted too. */
 async function readJson(c: Context): Promise<unknown> {
   const type = c.req.header('content-type') ?? '';
@@ -57,7 +47,10 @@ async function readJson(c: Context): Promise<unknown> {
   } catch {
     throw scimError('invalidSyntax', 'the body is not valid JSON');
   }
-  if (depthExceeds(body, MAX_JSON_DEPTH)) throw scimError('invalidSyntax', `the body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  const problem = inspectJson(body, MAX_JSON_DEPTH);
+  if (problem === 'deep') throw scimError('invalidSyntax', `the body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  if (problem === 'nul') throw scimError('invalidValue', 'strings must not contain the NUL character');
+  if (problem === 'surrogate') throw scimError('invalidValue', 'strings must be well-formed Unicode (no lone UTF-16 surrogates)');
   return body;
 }
 
