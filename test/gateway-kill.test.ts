@@ -104,6 +104,30 @@ describe('kill switch across replicas', () => {
     await api(0, 'POST', `/api/v1/agents/${agents.alpha!.id}/resume`);
   });
 
+  it('a token issued before a kill on replica 0 stays refused on replica 1 after the resume; a new one works', async () => {
+    const old = await token('delta');
+    const accepted = async (accessToken: string, replica: number) => {
+      try {
+        await replicas.servers[replica]!.services.oauth.verifyAccessToken({ authorization: `Bearer ${accessToken}`, dpop: undefined, method: 'POST', url: `${replicas.publicUrl}/mcp/demo` }, { audience: `${replicas.publicUrl}/mcp/demo` });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(await accepted(old, 1)).toBe(true);
+    await api(0, 'POST', '/api/v1/mcp/kill', { agentId: agents.delta!.id, reason: 'incident' });
+    await until(async () => !(await accepted(old, 1)), 'replica 1 to refuse the token');
+    await api(0, 'POST', `/api/v1/agents/${agents.delta!.id}/resume`);
+    // Replica 1 has seen the resume once it issues a new token (it refuses the client meanwhile) that passes there.
+    await until(async () => accepted(await token('delta').catch(() => ''), 1), 'replica 1 to issue and accept a new token');
+    expect(await accepted(old, 1)).toBe(false);
+    const transport = new StreamableHTTPClientTransport(new URL(`${replicas.servers[1]!.url}/mcp/demo`), { requestInit: { headers: { authorization: `Bearer ${old}` } } });
+    await expect(new Client({ name: 'delta', version: '1' }).connect(transport)).rejects.toThrow();
+    const { client } = await connect('delta');
+    await client.callTool({ name: 'echo', arguments: { message: 'back' } });
+    await client.close();
+  });
+
   it('a call waiting for approval is cancelled by the kill switch', async () => {
     const { client } = await connect('beta');
     const waiting = expect(client.callTool({ name: 'delete_record', arguments: { id: 'x1' } })).rejects.toThrow(/cancelled|closed/);

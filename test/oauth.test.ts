@@ -164,11 +164,14 @@ describe.each(BACKENDS)('OAuth authorization server end to end (%s)', (backend) 
     expect((await post('/oauth/revoke', first.access_token)).status).toBe(200);
     await adminJson(server, 'POST', `/api/v1/agents/${agent.id}/resume`, {});
     expect(((await (await tokenInfo(first.access_token)).json()) as { code: string }).code).toBe('TOKEN_REVOKED');
-    expect(await (await post('/oauth/introspect', second.access_token)).json()).toMatchObject({ active: true });
+    // The resume does not bring back the tokens issued before the suspension: the agent needs new ones.
+    expect(await (await post('/oauth/introspect', second.access_token)).json()).toEqual({ active: false });
+    const third = await client.clientCredentialsGrant(config, { resource: issuer });
+    expect(await (await post('/oauth/introspect', third.access_token)).json()).toMatchObject({ active: true });
 
     await adminJson(server, 'POST', `/api/v1/agents/${agent.id}/decommission`, {});
-    expect((await post('/oauth/introspect', second.access_token)).status).toBe(401);
-    expect((await post('/oauth/revoke', second.access_token)).status).toBe(200);
+    expect((await post('/oauth/introspect', third.access_token)).status).toBe(401);
+    expect((await post('/oauth/revoke', third.access_token)).status).toBe(200);
   });
 
   it('RFC7009 revocation: a revoked token is refused everywhere; a client cannot revoke another client\'s token', async () => {

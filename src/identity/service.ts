@@ -40,6 +40,23 @@ export type HandoverResolution = { action: 'transfer'; newOwnerId?: string | und
 export const IDENTITY_CHANGED = 'identity.changed';
 export const HUMAN_CHANGED = 'human.changed';
 
+/**
+ * How far a suspension's `tokens_not_before` is put after the suspending replica's clock. Tokens are
+ * stamped by whichever replica issues them, with its own clock; without the margin a replica whose clock
+ * runs ahead (or that has not yet received the suspension's event) could issue a token just before, or
+ * while, the suspension commits and stamp it after the instant, and that token would come back on
+ * resume. Issuers stamp new tokens no earlier than the instant they read (see the OAuth domain), so the
+ * margin never refuses a token issued after a resume. Same tolerance the token verifier allows for skew.
+ */
+export const TOKENS_NOT_BEFORE_MARGIN_MS = 5_000;
+
+/** What a token verifier needs to know about an identity (the identity domain's narrow query for OAuth). */
+export interface IdentityTokenState {
+  status: IdentityStatus;
+  /** Epoch milliseconds; tokens issued before it are dead, whatever the status is now. Null: never suspended. */
+  tokensNotBefore: number | null;
+}
+
 type Db = Transaction<Database> | Store['db'];
 
 /**
@@ -333,6 +350,7 @@ export class IdentityService {
           created_at: now,
           updated_at: now,
           last_used_at: null,
+          tokens_not_before: null,
         })
         .execute();
       await this.#audit.appendIn(tx, { actor, action: `${kind}.create`, target: id, outcome: 'success', details: { name: input.name, ownerId: input.ownerId } });
@@ -373,6 +391,13 @@ export class IdentityService {
       await this.#audit.appendIn(tx, { actor, action: `${row.kind}.${verb}`, target: id, outcome: 'success', details: { from: row.status, reason } });
       return toIdentity(await this.#loadIdentityRow(tx.db, id));
     });
+  }
+
+  /** Status and tokens-not-before of an agent or workload, for token issuers and verifiers; undefined when unknown. */
+  async tokenState(id: string): Promise<IdentityTokenState | undefined> {
+    const row = await this.#store.db.selectFrom('identities').select(['status', 'tokens_not_before']).where('id', '=', id).executeTakeFirst();
+    if (!row) return undefined;
+    return { status: row.status, tokensNotBefore: row.tokens_not_before === null ? null : Date.parse(row.tokens_not_before) };
   }
 
   /** Records use (tokens, tool calls); feeds inactivity detection. */
@@ -452,8 +477,22 @@ export class IdentityService {
   // ---- internals ----------------------------------------------------------------------------------
 
   async #setStatus(tx: Tx, id: string, status: IdentityStatus, reason: string | null): Promise<void> {
-    await tx.db.updateTable('identities').set({ status, status_reason: reason, updated_at: this.#now() }).where('id', '=', id).execute();
-    // Every replica drops this identity's cached status (tokens, gateway sessions) on this event.
+    // Suspension (the kill switch and offboarding suspend through here) and decommissioning kill every
+    // token issued before them, in the same transaction: a later resume must not bring those tokens back,
+    // the identity needs new ones. A resume leaves the instant as it is. It only ever moves forward
+    // (strictly, so two suspensions in a row are told apart), whatever the clocks did.
+    let tokensNotBefore: string | undefined;
+    if (status !== 'active') {
+      const current = await tx.db.selectFrom('identities').select('tokens_not_before').where('id', '=', id).executeTakeFirst();
+      const previous = current?.tokens_not_before ? Date.parse(current.tokens_not_before) : 0;
+      tokensNotBefore = new Date(Math.max(this.#clock.now().getTime() + TOKENS_NOT_BEFORE_MARGIN_MS, previous + 1)).toISOString();
+    }
+    await tx.db
+      .updateTable('identities')
+      .set({ status, status_reason: reason, updated_at: this.#now(), ...(tokensNotBefore !== undefined && { tokens_not_before: tokensNotBefore }) })
+      .where('id', '=', id)
+      .execute();
+    // Every replica drops this identity's cached status and tokens-not-before (tokens, gateway sessions) on this event.
     tx.publish(IDENTITY_CHANGED, { id, status });
   }
 

@@ -11,7 +11,18 @@ type Payload = Record<string, unknown>;
  * JWT access tokens are not stored at all: resource servers verify them by signature and check the
  * revocation list.
  */
-export function createAdapterFactory(store: Store, hooks: { clientFilter?: (clientId: string, identityId: string | null) => Promise<boolean> } = {}) {
+export function createAdapterFactory(
+  store: Store,
+  hooks: {
+    clientFilter?: (clientId: string, identityId: string | null) => Promise<boolean>;
+    /**
+     * Authorization codes and refresh tokens: `stamp` gives the issue instant (ms) recorded with a new
+     * one; those `alive` refuses (given that instant, or null for one stored before stamps existed) do not
+     * exist, as far as the token endpoint knows.
+     */
+    artifacts?: { stamp(payload: Payload): Promise<number>; alive(payload: Payload, issuedMs: number | null): Promise<boolean> };
+  } = {},
+) {
   const clientCache = new Map<string, Payload | null>();
   store.events.on(CLIENT_CHANGED, (event) => {
     const id = (event.data as { clientId?: string }).clientId;
@@ -20,6 +31,9 @@ export function createAdapterFactory(store: Store, hooks: { clientFilter?: (clie
   store.events.on('resync', () => clientCache.clear());
 
   const db = () => store.db;
+  /** Models whose artifacts carry Mandate's issue stamp (the key is ours, kept out of what oidc-provider sees). */
+  const STAMPED = new Set(['AuthorizationCode', 'RefreshToken']);
+  const STAMP = 'urn:mandate:issued_ms';
 
   class ClientAdapter {
     async find(id: string): Promise<Payload | undefined> {
@@ -79,10 +93,17 @@ export function createAdapterFactory(store: Store, hooks: { clientFilter?: (clie
     }
 
     async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
+      let stored = payload;
+      if (hooks.artifacts && STAMPED.has(this.#model)) {
+        // A re-save keeps the first stamp: saving an old artifact again must not make it look new.
+        const existing = await db().selectFrom('oauth_payloads').select('payload').where('model', '=', this.#model).where('id', '=', id).executeTakeFirst();
+        const previous = existing ? (JSON.parse(existing.payload) as Payload)[STAMP] : undefined;
+        stored = { ...payload, [STAMP]: typeof previous === 'number' ? previous : await hooks.artifacts.stamp(payload) };
+      }
       const row = {
         model: this.#model,
         id,
-        payload: JSON.stringify(payload),
+        payload: JSON.stringify(stored),
         grant_id: typeof payload.grantId === 'string' ? payload.grantId : null,
         user_code: typeof payload.userCode === 'string' ? payload.userCode : null,
         uid: typeof payload.uid === 'string' ? payload.uid : null,
@@ -118,7 +139,13 @@ export function createAdapterFactory(store: Store, hooks: { clientFilter?: (clie
           throw error;
         }
       }
-      return this.#findWhere('id', id);
+      const payload = await this.#findWhere('id', id);
+      if (payload && STAMPED.has(this.#model)) {
+        const { [STAMP]: stamp, ...rest } = payload;
+        if (hooks.artifacts && !(await hooks.artifacts.alive(rest, typeof stamp === 'number' ? stamp : null))) return undefined;
+        return rest;
+      }
+      return payload;
     }
     findByUid(uid: string) {
       return this.#findWhere('uid', uid);

@@ -6,7 +6,7 @@ import type { OAuthConfig } from './config.ts';
 import { DELEGATIONS_SCOPE, hashClientSecret } from './clients.ts';
 import { lookup } from 'node:dns/promises';
 import { isPrivateAddress } from './safe-fetch.ts';
-import { CLAIM_IDENTITY } from './verifier.ts';
+import { actChainOf, CLAIM_IDENTITY, CLAIM_ISSUED_MS } from './verifier.ts';
 
 /** Paths the authorization server owns under the issuer. */
 export const OAUTH_ROUTES = {
@@ -37,6 +37,8 @@ export interface ProviderDependencies {
   /** The client's identity and allowed scopes (undefined for clients without an identity). */
   clientInfo(clientId: string): Promise<ClientInfo | undefined>;
   findHuman(id: string): Promise<{ id: string; email: string; displayName: string } | undefined>;
+  /** The `iat_ms` of a new token naming these agents/workloads (see OAuthService.issuedAtMs). */
+  issuedAtMs(identityIds: readonly string[]): Promise<number>;
   /** The trusted CA for tls_client_auth (PEM), when the internal CA is set up. */
   caCertificate(): X509Certificate | undefined;
   /** Origin of the mTLS listener, when there is one. */
@@ -136,6 +138,8 @@ export function buildProvider(deps: ProviderDependencies, devMode: boolean): Pro
       if (info?.identityId) extra[CLAIM_IDENTITY] = info.identityId;
       // Token exchange stashes the act chain on the context (RFC 8693 §4.1).
       if (ctx?.mandateAct) extra.act = ctx.mandateAct;
+      // Every agent and workload the token names: it must not look older than any one's last suspension.
+      extra[CLAIM_ISSUED_MS] = await deps.issuedAtMs([...(info?.identityId ? [info.identityId] : []), ...actChainOf(ctx?.mandateAct).filter((id) => !id.startsWith('hum_'))]);
       return extra;
     },
     formats: {

@@ -25,7 +25,7 @@ import { JWT_BEARER } from './clients.ts';
 import { JWT_TOKEN_TYPE } from './token-exchange.ts';
 import { ReplayCache, RevocationList, StatusCache } from './state.ts';
 import type { AccessTokenRequest, VerifiedAccessToken, VerifyAccessTokenOptions } from './types.ts';
-import { AccessTokenVerifier } from './verifier.ts';
+import { AccessTokenVerifier, CLAIM_ISSUED_MS } from './verifier.ts';
 
 export interface OAuthServiceDependencies {
   config: Config;
@@ -72,7 +72,7 @@ export class OAuthService {
     this.issuer = deps.config.publicUrl;
     this.keys = new SigningKeys(deps.store, deps.config.masterKey, { maxTokenSeconds: this.settings.accessTokenSeconds });
     this.revocations = new RevocationList(deps.store);
-    this.status = new StatusCache(deps.store);
+    this.status = new StatusCache(deps.store, deps.identity);
     this.replay = new ReplayCache(deps.store);
     this.dpopNonces = new DpopNonces(deriveKey(deps.config.masterKey, 'dpop-nonce-rs'));
     this.clients = new ClientService(deps.store, deps.audit, deps.identity, { trustDomain: this.trustDomain });
@@ -83,7 +83,7 @@ export class OAuthService {
       issuer: this.issuer,
       keys: this.keys,
       revocations: this.revocations,
-      identities: { state: (id) => this.status.state(id) },
+      identities: { state: (id) => this.status.record(id) },
       humans: { active: (id) => this.status.active(id) },
       replay: this.replay,
       nonces: this.dpopNonces,
@@ -177,7 +177,10 @@ export class OAuthService {
         adapter: createAdapterFactory(store, {
           // A suspended or decommissioned identity's clients do not exist, as far as the token endpoint knows.
           clientFilter: async (_clientId, identityId) => !identityId || (await this.status.state(identityId)) === 'active',
+          // A code or refresh token issued before its agent's suspension is dead like its access tokens.
+          artifacts: { stamp: (payload) => this.#artifactStamp(payload), alive: (payload, issuedMs) => this.#artifactAlive(payload, issuedMs) },
         }),
+        issuedAtMs: (identityIds) => this.issuedAtMs(identityIds),
         clientInfo: (clientId) => this.clientInfo(clientId),
         findHuman: async (id) => {
           try {
@@ -236,6 +239,46 @@ export class OAuthService {
   }
 
   /**
+   * The issue instant to stamp on a new token naming these identities (`iat_ms`): now, or the latest
+   * tokens-not-before among them when that is later (it is put a little in the future, see
+   * TOKENS_NOT_BEFORE_MARGIN_MS), so a token issued after a resume is never taken for one issued before
+   * the suspension. Read through the same event-fed cache as verification.
+   */
+  async issuedAtMs(identityIds: readonly string[]): Promise<number> {
+    let stamp = Date.now();
+    for (const id of new Set(identityIds)) {
+      const { tokensNotBefore } = await this.status.record(id);
+      if (tokensNotBefore !== null && tokensNotBefore > stamp) stamp = tokensNotBefore;
+    }
+    return stamp;
+  }
+
+  /** The agent or workload behind an authorization code's or refresh token's client, if any. */
+  async #artifactIdentity(payload: Record<string, unknown>): Promise<string | null> {
+    const clientId = payload.clientId;
+    return typeof clientId === 'string' ? ((await this.clientInfo(clientId))?.identityId ?? null) : null;
+  }
+
+  async #artifactStamp(payload: Record<string, unknown>): Promise<number> {
+    const identityId = await this.#artifactIdentity(payload);
+    return this.issuedAtMs(identityId ? [identityId] : []);
+  }
+
+  /** False for an authorization code or refresh token issued before its agent's tokens-not-before. */
+  async #artifactAlive(payload: Record<string, unknown>, issuedMs: number | null): Promise<boolean> {
+    const identityId = await this.#artifactIdentity(payload);
+    if (!identityId) return true;
+    const { status, tokensNotBefore } = await this.status.record(identityId);
+    if (status !== 'active') return false;
+    if (tokensNotBefore === null) return true;
+    if (issuedMs !== null) return issuedMs >= tokensNotBefore;
+    // Stored before stamps existed: whole seconds, so the start of the earliest (a rotated refresh
+    // token's first `iiat`) is the earliest it can have been issued.
+    const seconds = [payload.iat, payload.iiat].filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+    return seconds.length > 0 && Math.min(...seconds) * 1000 >= tokensNotBefore;
+  }
+
+  /**
    * Verifies an access token presented to one of Mandate's resource servers (its API, the MCP gateway).
    * Throws TokenError with a stable code; every refusal is audited.
    */
@@ -281,7 +324,8 @@ export class OAuthService {
     const { kid, key } = await this.#signer;
     const jti = randomToken(24);
     const expiresIn = this.settings.accessTokenSeconds;
-    const token = await new SignJWT({ ...input.extra, client_id: input.clientId, ...(input.identityId && { identity_id: input.identityId }), ...(input.scopes.length > 0 && { scope: input.scopes.join(' ') }) })
+    const issued = await this.issuedAtMs(input.identityId ? [input.identityId] : []);
+    const token = await new SignJWT({ ...input.extra, client_id: input.clientId, ...(input.identityId && { identity_id: input.identityId }), ...(input.scopes.length > 0 && { scope: input.scopes.join(' ') }), [CLAIM_ISSUED_MS]: issued })
       .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid })
       .setIssuer(this.issuer)
       .setSubject(input.subject)

@@ -76,13 +76,50 @@ describe.each(BACKENDS)('OAuth state in the store (%s)', (backend) => {
   it('identity status is cached and dropped on identity.changed (suspension effective at once)', async () => {
     const owner = await identity.createHuman({ email: `state-${backend}@example.com`, displayName: 'Owner' }, 'test');
     const agent = await identity.createIdentity('agent', { name: 'cached', ownerId: owner.id }, 'test');
-    const cache = new StatusCache(store);
+    const cache = new StatusCache(store, identity);
     const off = cache.subscribe();
     expect(await cache.state(agent.id)).toBe('active');
     await identity.setStatus(agent.id, 'suspended', 'test', 'test');
     expect(await cache.state(agent.id)).toBe('suspended');
     expect(await cache.state('agt_missing')).toBe('missing');
     expect(await cache.active(owner.id)).toBe(true);
+    off();
+  });
+
+  it('suspension sets tokens-not-before in its transaction, resume keeps it; a read that raced the suspension is not cached', async () => {
+    const owner = await identity.createHuman({ email: `tnb-${backend}@example.com`, displayName: 'Owner' }, 'test');
+    const agent = await identity.createIdentity('agent', { name: 'raced', ownerId: owner.id }, 'test');
+    expect(await identity.tokenState(agent.id)).toEqual({ status: 'active', tokensNotBefore: null });
+    let reads = 0;
+    let readDone = false;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const cache = new StatusCache(store, {
+      tokenState: async (id) => {
+        const state = await identity.tokenState(id);
+        if (++reads === 1) {
+          readDone = true;
+          await gate;
+        }
+        return state;
+      },
+    });
+    const off = cache.subscribe();
+    const first = cache.record(agent.id);
+    while (!readDone) await new Promise((resolve) => setImmediate(resolve));
+    // The suspension commits (and its event arrives) after the first read, before it is answered.
+    const started = Date.now();
+    await identity.setStatus(agent.id, 'suspended', 'test', 'test');
+    release();
+    expect(await first).toEqual({ status: 'active', tokensNotBefore: null });
+    const suspended = await cache.record(agent.id);
+    expect(suspended.status).toBe('suspended');
+    expect(suspended.tokensNotBefore).toBeGreaterThanOrEqual(started);
+    await identity.setStatus(agent.id, 'active', null, 'test');
+    expect(await cache.record(agent.id)).toEqual({ status: 'active', tokensNotBefore: suspended.tokensNotBefore });
+    // A second suspension moves the instant forward, never back.
+    await identity.setStatus(agent.id, 'suspended', null, 'test');
+    expect((await cache.record(agent.id)).tokensNotBefore).toBeGreaterThan(suspended.tokensNotBefore!);
     off();
   });
 

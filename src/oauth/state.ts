@@ -1,5 +1,5 @@
 import type { Store } from '../store/index.ts';
-import type { IdentityState } from './verifier.ts';
+import type { IdentityRecord, IdentityState } from './verifier.ts';
 
 export const TOKEN_REVOKED = 'oauth.token.revoked';
 const IDENTITY_CHANGED = 'identity.changed';
@@ -54,18 +54,33 @@ export class RevocationList {
   }
 }
 
+/** The identity domain's query the cache reads through (OAuth does not read the registry's tables). */
+export interface IdentityTokenStates {
+  tokenState(id: string): Promise<{ status: 'active' | 'suspended' | 'decommissioned'; tokensNotBefore: number | null } | undefined>;
+}
+
 /**
- * Status of identities and humans, cached for the token hot path and dropped on `identity.changed` /
- * `human.changed` (published by the registry in the same transaction as the change), so a suspension
- * stops live tokens on every replica at once.
+ * Status and tokens-not-before of identities, and status of humans, cached for the token hot path and
+ * dropped on `identity.changed` / `human.changed` (published by the registry in the same transaction as
+ * the change), so a suspension stops live tokens on every replica at once, and a resume does not bring
+ * back the tokens issued before it. A missed-events `resync` empties the cache: the next check reads the
+ * store (and fails closed if it cannot).
  */
 export class StatusCache {
   readonly #store: Store;
-  readonly #identities = new Map<string, IdentityState>();
+  readonly #registry: IdentityTokenStates;
+  readonly #identities = new Map<string, IdentityRecord>();
   readonly #humans = new Map<string, boolean>();
+  /**
+   * Bumped by every invalidation. A read that started before an invalidation must not put what it read
+   * into the cache afterwards: it may predate the change (a suspension), and would stay until the next
+   * event. Such a read still answers its own caller (it was current when it started).
+   */
+  #epoch = 0;
 
-  constructor(store: Store) {
+  constructor(store: Store, registry: IdentityTokenStates) {
     this.#store = store;
+    this.#registry = registry;
   }
 
   subscribe(onIdentityChange?: (id: string, status: string | undefined) => void): () => void {
@@ -73,16 +88,19 @@ export class StatusCache {
       this.#store.events.on(IDENTITY_CHANGED, (event) => {
         const { id, status } = event.data as { id?: string; status?: string };
         if (typeof id !== 'string') return;
+        this.#epoch++;
         this.#identities.delete(id);
         onIdentityChange?.(id, status);
       }),
       this.#store.events.on(HUMAN_CHANGED, (event) => {
         const { id } = event.data as { id?: string };
+        this.#epoch++;
         if (typeof id === 'string') this.#humans.delete(id);
         // An offboarded human's agents are suspended in the same change; their entries go too.
         this.#identities.clear();
       }),
       this.#store.events.on('resync', () => {
+        this.#epoch++;
         this.#identities.clear();
         this.#humans.clear();
       }),
@@ -91,22 +109,33 @@ export class StatusCache {
   }
 
   async state(id: string): Promise<IdentityState> {
+    return (await this.record(id)).status;
+  }
+
+  /** Status and tokens-not-before (epoch ms, or null) of an agent or workload. */
+  async record(id: string): Promise<IdentityRecord> {
     const cached = this.#identities.get(id);
     if (cached) return cached;
-    const row = await this.#store.db.selectFrom('identities').select('status').where('id', '=', id).executeTakeFirst();
-    const state: IdentityState = row ? row.status : 'missing';
-    if (this.#identities.size > 100_000) this.#identities.clear();
-    this.#identities.set(id, state);
-    return state;
+    const epoch = this.#epoch;
+    const found = await this.#registry.tokenState(id);
+    const record: IdentityRecord = Object.freeze(found ? { status: found.status, tokensNotBefore: found.tokensNotBefore } : { status: 'missing', tokensNotBefore: null });
+    if (epoch === this.#epoch) {
+      if (this.#identities.size > 100_000) this.#identities.clear();
+      this.#identities.set(id, record);
+    }
+    return record;
   }
 
   async active(humanId: string): Promise<boolean> {
     const cached = this.#humans.get(humanId);
     if (cached !== undefined) return cached;
+    const epoch = this.#epoch;
     const row = await this.#store.db.selectFrom('humans').select('status').where('id', '=', humanId).executeTakeFirst();
     const active = row?.status === 'active';
-    if (this.#humans.size > 100_000) this.#humans.clear();
-    this.#humans.set(humanId, active);
+    if (epoch === this.#epoch) {
+      if (this.#humans.size > 100_000) this.#humans.clear();
+      this.#humans.set(humanId, active);
+    }
     return active;
   }
 }

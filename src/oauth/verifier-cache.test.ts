@@ -11,12 +11,12 @@ const AUD = 'https://mandate.test/mcp/demo';
 describe('AccessTokenVerifier verified-token cache', () => {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const setup = () => {
-    const state = { now: 1_800_000_000_000, keys: new Map<string, KeyObject>([['k1', publicKey]]), revoked: new Set<string>(), identity: 'active' as IdentityState, resolves: 0 };
+    const state = { now: 1_800_000_000_000, keys: new Map<string, KeyObject>([['k1', publicKey]]), revoked: new Set<string>(), identity: 'active' as IdentityState, notBefore: null as number | null, resolves: 0 };
     const verifier = new AccessTokenVerifier({
       issuer: ISSUER,
       keys: { resolve: async (kid) => (state.resolves++, state.keys.get(kid)) },
       revocations: { isRevoked: (jti) => state.revoked.has(jti) },
-      identities: { state: async () => state.identity },
+      identities: { state: async () => ({ status: state.identity, tokensNotBefore: state.notBefore }) },
       humans: { active: async () => true },
       replay: { claim: async () => true },
       nonces: new DpopNonces(new Uint8Array(32).fill(1)),
@@ -24,8 +24,8 @@ describe('AccessTokenVerifier verified-token cache', () => {
       audit: async () => undefined,
       now: () => state.now,
     });
-    const token = (seconds = 300) =>
-      new SignJWT({ client_id: 'c1', identity_id: 'agt_1', scope: 'mcp' })
+    const token = (seconds = 300, extra: Record<string, unknown> = {}) =>
+      new SignJWT({ client_id: 'c1', identity_id: 'agt_1', scope: 'mcp', ...extra })
         .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: 'k1' })
         .setIssuer(ISSUER)
         .setSubject('agt_1')
@@ -88,5 +88,23 @@ describe('AccessTokenVerifier verified-token cache', () => {
     await expect(verify(forged)).rejects.toMatchObject({ code: 'TOKEN_INVALID' });
     await expect(verify(forged)).rejects.toMatchObject({ code: 'TOKEN_INVALID' });
     await verify(t);
+  });
+
+  it('tokens-not-before: iat_ms decides to the millisecond; a token without it counts from the start of its iat second', async () => {
+    const { state, token, verify } = setup();
+    const legacy = await token();
+    await verify(legacy);
+    const before = await token(300, { iat_ms: state.now + 399 });
+    const at = await token(300, { iat_ms: state.now + 400 });
+    // A suspension 400 ms into the second all three tokens share (`iat` cannot tell them apart).
+    state.notBefore = state.now + 400;
+    await expect(verify(legacy)).rejects.toMatchObject({ code: 'TOKEN_REVOKED' });
+    await expect(verify(before)).rejects.toMatchObject({ code: 'TOKEN_REVOKED' });
+    expect((await verify(at)).identityId).toBe('agt_1');
+    // The instant is checked whatever the status: it outlives the resume.
+    state.identity = 'suspended';
+    await expect(verify(at)).rejects.toMatchObject({ code: 'IDENTITY_SUSPENDED' });
+    state.identity = 'active';
+    await expect(verify(before)).rejects.toMatchObject({ code: 'TOKEN_REVOKED' });
   });
 });

@@ -11,11 +11,18 @@ export const ACCESS_TOKEN_ALGORITHMS = ['RS256'];
 
 export type IdentityState = 'active' | 'suspended' | 'decommissioned' | 'missing';
 
+/** What the verifier needs of an agent or workload: its status, and the instant before which its tokens are dead. */
+export interface IdentityRecord {
+  status: IdentityState;
+  /** Epoch ms (set by suspension and decommissioning, kept by resume); null when never set. */
+  tokensNotBefore: number | null;
+}
+
 export interface VerifierDependencies {
   issuer: string;
   keys: { resolve(kid: string): Promise<KeyObject | undefined> };
   revocations: { isRevoked(jti: string): boolean };
-  identities: { state(id: string): Promise<IdentityState> };
+  identities: { state(id: string): Promise<IdentityRecord> };
   humans: { active(id: string): Promise<boolean> };
   /** Records a DPoP proof's jti; false when it was seen before (on any replica). */
   replay: { claim(key: string, expiresAt: Date): Promise<boolean> };
@@ -40,6 +47,23 @@ function deepFreeze<T>(value: T): T {
 
 /** Claims Mandate puts in access tokens besides RFC 9068's. */
 export const CLAIM_IDENTITY = 'identity_id';
+/**
+ * The token's issue instant in milliseconds, never earlier than the tokens-not-before of any identity in
+ * it as the issuer read it. `iat` has whole seconds: a token issued in the same second as a suspension,
+ * before it or after the resume, could not be told apart by `iat` alone.
+ */
+export const CLAIM_ISSUED_MS = 'iat_ms';
+
+/**
+ * When a token counts as issued, for tokens-not-before: `iat_ms`, or (a token without it, from before the
+ * claim existed) the start of its `iat` second, the earliest it can have been issued, so it is refused
+ * whenever it might predate the instant.
+ */
+export function issuedAtMs(claims: Record<string, unknown>): number {
+  const precise = claims[CLAIM_ISSUED_MS];
+  if (typeof precise === 'number' && Number.isFinite(precise)) return precise;
+  return typeof claims.iat === 'number' && Number.isFinite(claims.iat) ? claims.iat * 1000 : 0;
+}
 
 interface ActClaim {
   sub?: unknown;
@@ -228,9 +252,11 @@ export class AccessTokenVerifier {
     const actChain = actChainOf(claims.act);
     // Every non-human in the chain must still be active: one suspension stops the whole delegation.
     for (const id of new Set([...(identityId ? [identityId] : []), ...actChain.filter((a) => !a.startsWith('hum_'))])) {
-      const state = await deps.identities.state(id);
+      const { status: state, tokensNotBefore } = await deps.identities.state(id);
       if (state === 'suspended') throw new TokenError('IDENTITY_SUSPENDED', `identity ${id} is suspended`);
       if (state !== 'active') throw new TokenError('IDENTITY_DECOMMISSIONED', `identity ${id} is ${state === 'missing' ? 'unknown' : 'decommissioned'}`);
+      // Suspension (and so the kill switch) kills every token issued before it; a resume needs new ones.
+      if (tokensNotBefore !== null && issuedAtMs(claims) < tokensNotBefore) throw new TokenError('TOKEN_REVOKED', `the access token was issued before identity ${id} was suspended`);
     }
     const subject = claims.sub as string;
     const userId = subject.startsWith('hum_') ? subject : null;

@@ -48,6 +48,8 @@ export interface IdentityTable {
   created_at: string;
   updated_at: string;
   last_used_at: string | null;
+  /** ISO 8601 (ms): tokens issued before this instant are refused (set on suspension and decommissioning; a resume keeps it). */
+  tokens_not_before: string | null;
 }
 
 export interface FindingTable {

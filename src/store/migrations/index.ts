@@ -8,6 +8,7 @@ import { access } from './0007-access.ts';
 import { policyLinks } from './0008-policy-links.ts';
 import { totpPending } from './0009-totp-pending.ts';
 import { scimLookupIndexes } from './0010-scim-lookup-indexes.ts';
+import { tokensNotBefore } from './0011-tokens-not-before.ts';
 
 /**
  * Every migration, in order. Names sort lexically; append new ones with the next number.
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   '0008-policy-links': policyLinks,
   '0009-totp-pending': totpPending,
   '0010-scim-lookup-indexes': scimLookupIndexes,
+  '0011-tokens-not-before': tokensNotBefore,
 };
