@@ -11,10 +11,11 @@ export type KillSelector =
   | { all: true };
 
 /**
- * The kill switch: suspends every agent and workload the selector matches. Suspension goes through the
- * identity registry, so its `identity.changed` event reaches every replica, where the gateway closes
- * the identity's sessions, aborts its in-flight calls, cancels its pending approvals, and refuses new
- * calls (the token verifier refuses suspended identities too).
+ * The kill switch: suspends every agent and workload the selector matches, in one transaction. Suspension
+ * goes through the identity registry, so its `identity.changed` event reaches every replica, where the
+ * gateway closes the identity's sessions, aborts its in-flight calls, cancels its pending approvals, and
+ * refuses new calls (the token verifier refuses suspended identities too). It also sets each identity's
+ * tokens-not-before: after a resume, the tokens issued before the kill stay refused.
  */
 export class KillSwitch {
   readonly #store: Store;
@@ -43,16 +44,9 @@ export class KillSwitch {
       const exists = await this.#store.db.selectFrom('identities').select('status').where('id', '=', selector.agentId).executeTakeFirst();
       if (!exists) throw new MandateError('IDENTITY_NOT_FOUND', `identity ${selector.agentId} not found`, 404, { id: selector.agentId });
     }
-    const suspended: string[] = [];
-    for (const row of rows) {
-      try {
-        await this.#identity.setStatus(row.id, 'suspended', `kill switch: ${reason}`, actor);
-        suspended.push(row.id);
-      } catch (error) {
-        // Decommissioned meanwhile: nothing left to stop.
-        if (!(error instanceof MandateError && error.code === 'IDENTITY_DECOMMISSIONED')) throw error;
-      }
-    }
+    // One transaction for the whole kill: every identity it covers now is suspended, with its
+    // tokens-not-before (no token issued before the kill comes back after a resume), or none is.
+    const suspended = await this.#identity.suspendMany(rows.map((r) => r.id), `kill switch: ${reason}`, actor);
     await this.#audit.append({ actor, action: 'mcp.kill', target: null, outcome: 'success', details: { selector, reason, suspended } });
     return { suspended };
   }

@@ -393,6 +393,28 @@ export class IdentityService {
     });
   }
 
+  /**
+   * Suspends, in one transaction, every identity of `ids` that is still active (the kill switch): all or
+   * none, each with its audit record, its tokens-not-before and its `identity.changed` event. Returns the
+   * ids it suspended.
+   */
+  async suspendMany(ids: readonly string[], reason: string, actor: string): Promise<string[]> {
+    if (ids.length === 0) return [];
+    return this.#store.transaction(async (tx) => {
+      const suspended: string[] = [];
+      // In chunks: one statement's bound parameters are limited (SQLite, PostgreSQL).
+      for (let i = 0; i < ids.length; i += 500) {
+        const rows = await tx.db.selectFrom('identities').select(['id', 'kind']).where('id', 'in', ids.slice(i, i + 500)).where('status', '=', 'active').orderBy('id').execute();
+        for (const row of rows) {
+          await this.#setStatus(tx, row.id, 'suspended', reason);
+          await this.#audit.appendIn(tx, { actor, action: `${row.kind}.suspend`, target: row.id, outcome: 'success', details: { from: 'active', reason } });
+          suspended.push(row.id);
+        }
+      }
+      return suspended;
+    });
+  }
+
   /** Status and tokens-not-before of an agent or workload, for token issuers and verifiers; undefined when unknown. */
   async tokenState(id: string): Promise<IdentityTokenState | undefined> {
     const row = await this.#store.db.selectFrom('identities').select(['status', 'tokens_not_before']).where('id', '=', id).executeTakeFirst();
