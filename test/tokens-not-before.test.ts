@@ -151,6 +151,20 @@ describe.each(BACKENDS)('tokens issued before a suspension stay dead after the r
     await expectAccepted(fresh);
   });
 
+  it('issuance stamps no token for a suspended identity, and after the resume never one earlier than the suspension', async () => {
+    const agent = await newAgent();
+    const oauth = server.services.oauth;
+    expect(await oauth.issuedAtMs([agent.id])).toBeGreaterThan(0);
+    await adminJson(server, 'POST', `/api/v1/agents/${agent.id}/suspend`, { reason: 'test' });
+    // A token whose client was checked just before the suspension committed is not issued at all.
+    expect(await oauth.issuedAtMs([agent.id])).toBeNull();
+    await resume(agent);
+    const { tokensNotBefore } = await oauth.status.record(agent.id);
+    expect(await oauth.issuedAtMs([agent.id])).toBeGreaterThanOrEqual(tokensNotBefore!);
+    const fresh = await token(agent);
+    expect(JSON.parse(Buffer.from(fresh.split('.')[1]!, 'base64url').toString()).iat_ms).toBeGreaterThanOrEqual(tokensNotBefore!);
+  });
+
   it('decommissioning: a token issued before is refused everywhere, and no new one is issued', async () => {
     const agent = await newAgent();
     const old = await token(agent);

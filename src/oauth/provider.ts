@@ -38,7 +38,7 @@ export interface ProviderDependencies {
   clientInfo(clientId: string): Promise<ClientInfo | undefined>;
   findHuman(id: string): Promise<{ id: string; email: string; displayName: string } | undefined>;
   /** The `iat_ms` of a new token naming these agents/workloads (see OAuthService.issuedAtMs). */
-  issuedAtMs(identityIds: readonly string[]): Promise<number>;
+  issuedAtMs(identityIds: readonly string[]): Promise<number | null>;
   /** The trusted CA for tls_client_auth (PEM), when the internal CA is set up. */
   caCertificate(): X509Certificate | undefined;
   /** Origin of the mTLS listener, when there is one. */
@@ -139,7 +139,10 @@ export function buildProvider(deps: ProviderDependencies, devMode: boolean): Pro
       // Token exchange stashes the act chain on the context (RFC 8693 §4.1).
       if (ctx?.mandateAct) extra.act = ctx.mandateAct;
       // Every agent and workload the token names: it must not look older than any one's last suspension.
-      extra[CLAIM_ISSUED_MS] = await deps.issuedAtMs([...(info?.identityId ? [info.identityId] : []), ...actChainOf(ctx?.mandateAct).filter((id) => !id.startsWith('hum_'))]);
+      const issued = await deps.issuedAtMs([...(info?.identityId ? [info.identityId] : []), ...actChainOf(ctx?.mandateAct).filter((id) => !id.startsWith('hum_'))]);
+      // Suspended since its client was checked: no token (see OAuthService.issuedAtMs).
+      if (issued === null) throw new oidcErrors.InvalidGrant('the agent or workload is not active');
+      extra[CLAIM_ISSUED_MS] = issued;
       return extra;
     },
     formats: {

@@ -243,11 +243,16 @@ export class OAuthService {
    * tokens-not-before among them when that is later (it is put a little in the future, see
    * TOKENS_NOT_BEFORE_MARGIN_MS), so a token issued after a resume is never taken for one issued before
    * the suspension. Read through the same event-fed cache as verification.
+   *
+   * Null when one of them is not active (any more): the issuance checked the client before a suspension
+   * that has committed since. Stamped with that suspension's instant, the token would count as issued
+   * after it and come back on resume; it must not be issued at all.
    */
-  async issuedAtMs(identityIds: readonly string[]): Promise<number> {
+  async issuedAtMs(identityIds: readonly string[]): Promise<number | null> {
     let stamp = Date.now();
     for (const id of new Set(identityIds)) {
-      const { tokensNotBefore } = await this.status.record(id);
+      const { status, tokensNotBefore } = await this.status.record(id);
+      if (status !== 'active') return null;
       if (tokensNotBefore !== null && tokensNotBefore > stamp) stamp = tokensNotBefore;
     }
     return stamp;
@@ -261,7 +266,8 @@ export class OAuthService {
 
   async #artifactStamp(payload: Record<string, unknown>): Promise<number> {
     const identityId = await this.#artifactIdentity(payload);
-    return this.issuedAtMs(identityId ? [identityId] : []);
+    // Not active any more (see issuedAtMs): stored dead, so it never works, even after a resume.
+    return (await this.issuedAtMs(identityId ? [identityId] : [])) ?? 0;
   }
 
   /** False for an authorization code or refresh token issued before its agent's tokens-not-before. */
@@ -325,6 +331,7 @@ export class OAuthService {
     const jti = randomToken(24);
     const expiresIn = this.settings.accessTokenSeconds;
     const issued = await this.issuedAtMs(input.identityId ? [input.identityId] : []);
+    if (issued === null) throw new MandateError('IDENTITY_NOT_ACTIVE', `${input.identityId} is not active`, 400);
     const token = await new SignJWT({ ...input.extra, client_id: input.clientId, ...(input.identityId && { identity_id: input.identityId }), ...(input.scopes.length > 0 && { scope: input.scopes.join(' ') }), [CLAIM_ISSUED_MS]: issued })
       .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid })
       .setIssuer(this.issuer)
