@@ -56,6 +56,15 @@ function isMessage(value: unknown): value is RpcMessage {
 
 export const isRequest = (m: RpcMessage): boolean => m.method !== undefined && m.id !== undefined && m.id !== null;
 
+/**
+ * Protocol versions whose sessions may send JSON-RPC batches: MCP 2025-03-26 added them and 2025-06-18
+ * removed them again. 2024-11-05 never had them over Streamable HTTP (that transport came with
+ * 2025-03-26). A version the gateway does not know, or has not seen negotiated, gets none (fail closed).
+ */
+const BATCH_VERSIONS: ReadonlySet<string> = new Set(['2025-03-26']);
+
+export const allowsBatches = (protocolVersion: string | undefined): boolean => protocolVersion !== undefined && BATCH_VERSIONS.has(protocolVersion);
+
 /** MCP reserves -32000 to -32099 for implementation errors; these are Mandate's. */
 export const RPC_DENIED = -32003;
 export const RPC_APPROVAL_DENIED = -32004;

@@ -6,8 +6,8 @@ import type { AgentDirectory } from './agents.ts';
 import type { ApprovalService } from './approvals.ts';
 import type { CallRecord, GatewayAuditor } from './auditor.ts';
 import type { CredentialBroker } from './credentials.ts';
-import { decideCall, mayList, type GatewayDecision, type PolicyPoint } from './decide.ts';
-import { isRequest, parseBody, rpcError, RPC_APPROVAL_DENIED, RPC_APPROVAL_TIMEOUT, RPC_CANCELLED, RPC_DENIED, RPC_RATE_LIMITED, RPC_UPSTREAM, type RpcId, type RpcMessage } from './jsonrpc.ts';
+import { decideCall, mayList, type GatewayDecision, type PolicyPoint, type SessionView } from './decide.ts';
+import { allowsBatches, isRequest, parseBody, rpcError, RPC_APPROVAL_DENIED, RPC_APPROVAL_TIMEOUT, RPC_CANCELLED, RPC_DENIED, RPC_RATE_LIMITED, RPC_UPSTREAM, type RpcId, type RpcMessage } from './jsonrpc.ts';
 import type { LimitService } from './limits.ts';
 import { hostAllowed, originAllowed, publicUrlOf } from './origin.ts';
 import { argumentDigest, redact } from './redact.ts';
@@ -111,6 +111,8 @@ interface Pending {
   target?: string;
   record?: Omit<CallRecord, 'latencyMs'>;
   labels?: string[];
+  /** Sees the upstream's answer to this request (the gateway learns the negotiated protocol version from `initialize`'s). */
+  onAnswer?: (message: RpcMessage) => void;
 }
 
 /**
@@ -214,7 +216,12 @@ export class GatewayProxy {
       }
       session = new GatewaySession(serverName, caller, agent.ownerId, endpoint, Date.now());
       d.sessions.add(session);
-      const response = await this.#forward(request, session, text, [{ id: messages[0]!.id!, method: 'initialize' }], started);
+      const opened = session;
+      const onAnswer = (answer: RpcMessage) => {
+        const version = (answer.result as { protocolVersion?: unknown } | undefined)?.protocolVersion;
+        if (typeof version === 'string') opened.protocolVersion ??= version;
+      };
+      const response = await this.#forward(request, session, text, [{ id: messages[0]!.id!, method: 'initialize', onAnswer }], started);
       if (response.status >= 300 || (session.upstreamSessionId === undefined && server.transport === 'stdio')) {
         await d.closeSession(session, 'initialization failed', false);
       }
@@ -226,6 +233,16 @@ export class GatewayProxy {
       // Recording the refusal is also the probe: the first append that succeeds makes the gateway healthy again.
       d.auditor.record({ caller, ownerId: agent.ownerId, server: serverName, sessionId: session.id, method: messages.find(isRequest)?.method ?? 'message', target: null, decision: 'deny', reason: 'audit_unavailable', latencyMs: performance.now() - started });
       return rpcResponse(503, rpcError(messages.find(isRequest)?.id, RPC_UPSTREAM, 'the audit log is unavailable: calls are refused until it recovers'));
+    }
+
+    // A batch only where the negotiated protocol has them, without initialize, and with distinct ids (the
+    // answers, the audit records and approval cancellations are matched by id): otherwise refused whole.
+    const batchProblem = parsed.batch ? batchRefusal(session, messages) : undefined;
+    if (batchProblem !== undefined) {
+      for (const m of messages) {
+        if (m.method !== undefined) d.auditor.record({ caller, ownerId: agent.ownerId, server: serverName, sessionId: session.id, method: m.method, target: null, decision: 'deny', reason: 'batch_refused', latencyMs: performance.now() - started });
+      }
+      return rpcResponse(400, rpcError(null, -32600, `Invalid Request: ${batchProblem}`));
     }
 
     // A decided method must come as a request with an id (MCP: ids are strings or integers, never null).
@@ -259,6 +276,11 @@ export class GatewayProxy {
         pending.push({ id, method: message.method! });
         continue;
       }
+      // All or nothing: once a call of the batch is refused, the rest can never run, so none is decided
+      // (no approval request for a call that cannot happen) and each is answered as not forwarded below.
+      if (refusals.length > 0) continue;
+      // A batch is decided as if its calls came one after another: #decide sees the flow state the calls
+      // before it in `pending` would leave, so [read private data, send externally] is refused as a pair.
       const outcome = await this.#decide(session, agent.ownerId, action, message, clientAddress, started, pending, request.signal);
       if ('refusal' in outcome) refusals.push(outcome.refusal);
       else {
@@ -268,6 +290,10 @@ export class GatewayProxy {
     }
     if (refusals.length > 0) {
       // A batch is all or nothing: nothing of it reaches the upstream when one of its calls is refused.
+      // Its calls that were allowed on their own are audited as refused too: they never ran.
+      for (const p of pending) {
+        if (p.record) d.auditor.record({ ...p.record, decision: 'deny', reason: 'batch_sibling_refused', latencyMs: performance.now() - started });
+      }
       const all = parsed.batch
         ? messages.filter(isRequest).map((m) => refusals.find((r) => r.id === m.id) ?? rpcError(m.id, RPC_DENIED, 'not forwarded: another call in this batch was refused'))
         : refusals;
@@ -281,6 +307,8 @@ export class GatewayProxy {
   /** The session has now touched these labels and tools (data-flow and session SoD rules see them next). */
   #admit(session: GatewaySession, pending: readonly Pending[], labels: readonly string[]): void {
     for (const label of labels) session.labels.add(label);
+    // Counted here, not when decided: a call that is refused after all (its batch) never happened.
+    session.calls += pending.filter((p) => p.action !== undefined).length;
     for (const p of pending) if (p.action === 'tools/call' && p.target) session.tools.add(p.target);
   }
 
@@ -412,7 +440,7 @@ export class GatewayProxy {
     const targetInfo = { action, server: session.server, name, labels, known: tool !== undefined, ...(tool && { settings: tool.settings }) };
     let decision: GatewayDecision;
     try {
-      decision = decideCall(d.pdp, caller, targetInfo, args, { id: session.id, labels: session.labels, calls: session.calls }, { now: new Date(), clientAddress });
+      decision = decideCall(d.pdp, caller, targetInfo, args, flowView(session, batch), { now: new Date(), clientAddress });
     } catch (error) {
       // The request could not even be evaluated (a context the engine refuses): fail closed.
       d.logger.warn({ err: (error as Error).message, target }, 'gateway decision failed');
@@ -453,7 +481,6 @@ export class GatewayProxy {
         return refuse(code, text, { ...decided, approvalId: approval.id, reason: `approval_${status}` }, { code: `GATEWAY_APPROVAL_${status.toUpperCase()}`, approvalId: approval.id });
       }
     }
-    session.calls += 1;
     return { pending: { id, method: action, action, target, labels, record: { ...record, decision: 'allow', ...decided, ...(approvalId !== undefined && { approvalId }) } } };
   }
 
@@ -527,6 +554,7 @@ export class GatewayProxy {
       unanswered.delete(message.id);
       const p = watched.get(message.id);
       if (!p) return undefined;
+      p.onAnswer?.(message);
       if (isListMethod(p.method) && message.result && typeof message.result === 'object') {
         const filtered = this.#filterList(session, p.method, message);
         watched.delete(p.id);
@@ -546,7 +574,7 @@ export class GatewayProxy {
     const sse = type.startsWith('text/event-stream');
     // SSE answers to requests are always read event by event (a broken stream must still answer them);
     // JSON answers only when something in them must be seen or filtered.
-    const interesting = pending.some((p) => p.record || isListMethod(p.method)) || (sse && pending.length > 0);
+    const interesting = pending.some((p) => p.record || p.onAnswer || isListMethod(p.method)) || (sse && pending.length > 0);
     if (!upstream.body) {
       complete();
       return new Response(null, { status: upstream.status, headers: out });
@@ -657,6 +685,33 @@ export class GatewayProxy {
     if (error.dpopNonce) headers['dpop-nonce'] = error.dpopNonce;
     return new Response(JSON.stringify(problemBody(error)), { status: error.status, headers });
   }
+}
+
+/** Why a batch is refused whole, if it is. */
+function batchRefusal(session: GatewaySession, messages: readonly RpcMessage[]): string | undefined {
+  if (!allowsBatches(session.protocolVersion)) {
+    const version = session.protocolVersion === undefined ? 'not known' : JSON.stringify(session.protocolVersion.slice(0, 40));
+    return `JSON-RPC batches are not part of this session's protocol version (${version})`;
+  }
+  // MCP 2025-03-26 (lifecycle): the initialize request must not be part of a batch.
+  if (messages.some((m) => m.method === 'initialize')) return 'initialize must not be part of a batch';
+  const ids = new Set<RpcId>();
+  for (const m of messages) {
+    if (!isRequest(m)) continue;
+    if (ids.has(m.id!)) return 'the requests of a batch need distinct ids';
+    ids.add(m.id!);
+  }
+  return undefined;
+}
+
+/**
+ * The session's data flow as one call sees it: what the session has touched, plus what the calls decided
+ * before it in the same batch will have touched by the time it runs (they are forwarded together).
+ */
+function flowView(session: GatewaySession, batch: readonly Pending[]): SessionView {
+  const earlier = batch.filter((p) => p.action !== undefined);
+  if (earlier.length === 0) return { id: session.id, labels: session.labels, calls: session.calls };
+  return { id: session.id, labels: new Set([...session.labels, ...earlier.flatMap((p) => p.labels ?? [])]), calls: session.calls + earlier.length };
 }
 
 /** A Node body as UTF-8 text (a leading BOM dropped, as WHATWG `text()`). */

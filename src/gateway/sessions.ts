@@ -16,6 +16,11 @@ export class GatewaySession {
   readonly endpoint: UpstreamEndpoint;
   readonly createdAt: number;
   upstreamSessionId: string | undefined;
+  /**
+   * The protocol version the upstream's answer to this session's `initialize` negotiated; set once, so
+   * a later `initialize` in the session cannot renegotiate what the gateway lets through (batches).
+   */
+  protocolVersion: string | undefined;
   /** Data-flow labels of everything this session has touched (tools called, resources read). */
   readonly labels = new Set<string>();
   /** `<server>/<tool>` of every tool called in this session (per-session separation of duties). */
