@@ -91,7 +91,12 @@ describe('MCP conformance server scenarios: bare upstream vs through the gateway
     const through = await runConformance(forwarderUrl);
     expect(bare.passed.size, bare.output.slice(-3000)).toBeGreaterThan(5);
     process.stdout.write(`conformance: bare upstream passed ${bare.passed.size} (${[...bare.passed].join(', ')}); through the gateway passed ${through.passed.size}\n`);
-    const lost = [...bare.passed].filter((name) => !through.passed.has(name));
+    // These two call tools server-everything does not have (`test_simple_text`, `test_error_handling`):
+    // the bare upstream "passes" them only because it answers an unknown name with an isError result
+    // that has text. The gateway never forwards a name its registry does not know and refuses it with
+    // -32602 (MCP tools, error handling: unknown tools are protocol errors), so they fail through it.
+    const unknownTools = new Set(['tools-call-simple-text', 'tools-call-error']);
+    const lost = [...bare.passed].filter((name) => !through.passed.has(name) && !unknownTools.has(name));
     expect(lost, through.output.slice(-5000)).toEqual([]);
     // The gateway checks Host/Origin itself, so the DNS-rebinding scenario that the bare upstream fails passes through it.
     expect(through.passed.has('dns-rebinding-protection')).toBe(true);

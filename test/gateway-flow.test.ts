@@ -1,5 +1,9 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { POLICY_TEMPLATES } from '../src/gateway/index.ts';
+import './support/fast-check-seed.ts';
 import { startLenientUpstream, type LenientUpstream } from './support/lenient-upstream.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 
@@ -91,6 +95,12 @@ async function open(name: string, protocolVersion: string): Promise<string> {
 
 const call = (id: number, name: unknown) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
 
+async function agent(name: string): Promise<Client> {
+  const client = new Client({ name: 'flow-agent', version: '1' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp/${name}`), { requestInit: { headers: { authorization: `Bearer ${accessToken}` } } }));
+  return client;
+}
+
 async function auditRows(action: string): Promise<{ action: string; outcome: string; target: string; details: Record<string, unknown> }[]> {
   await server.services.gateway.flushAudit();
   const page = await server.services.audit.list(0, 5000);
@@ -148,5 +158,73 @@ describe('finding 3: JSON-RPC batches and the data-flow rules', () => {
     expect(await post('lenient', session, [call(3, 'echo'), init], '2025-03-26')).toMatchObject({ status: 400, body: { error: { code: -32600, message: expect.stringMatching(/initialize/) } } });
     expect(await post('lenient', session, [call(4, 'echo'), call(4, 'echo')], '2025-03-26')).toMatchObject({ status: 400, body: { error: { code: -32600, message: expect.stringMatching(/distinct ids/) } } });
     expect(lenient.calls.length).toBe(before + 2);
+  });
+});
+
+describe('finding 5: tool and prompt names the registry does not know', () => {
+  it('hostile spellings of a hidden tool and a differently-cased sink are refused as unknown (after one rediscovery) and never reach the upstream', async () => {
+    const client = await agent('lenient');
+    try {
+      expect((await client.callTool({ name: 'read_secret', arguments: {} })).content).toEqual([{ type: 'text', text: 'ran read_secret' }]);
+      const listsBefore = lenient.lists();
+      const callsBefore = lenient.calls.length;
+      const hostile = ['hidden_admin', 'HIDDEN_ADMIN', 'ｈｉｄｄｅｎ_admin', '../hidden_admin', '\uFEFFhidden_admin', 'Send_External', 'SEND_EXTERNAL', 'send_external\u200B'];
+      // Concurrent unknown names share one rediscovery; later ones within the interval start none.
+      const outcomes = await Promise.allSettled(hostile.map((name) => client.callTool({ name, arguments: {} })));
+      for (const [i, outcome] of outcomes.entries()) {
+        expect(outcome.status, hostile[i]).toBe('rejected');
+        expect(String((outcome as PromiseRejectedResult).reason)).toMatch(/-32602.*unknown tool/);
+      }
+      expect(lenient.calls.length).toBe(callsBefore);
+      expect(lenient.lists() - listsBefore).toBe(1);
+      await expect(client.callTool({ name: 'HIDDEN_ADMIN', arguments: {} })).rejects.toThrow(/unknown tool/);
+      expect(lenient.lists() - listsBefore).toBe(1);
+      // The exactly spelled sink is still decided by the flow rule.
+      await expect(client.callTool({ name: 'send_external', arguments: {} })).rejects.toThrow(/denied by policy/);
+      expect(lenient.calls.slice(callsBefore)).toEqual([]);
+      expect(lenient.calls.some((c) => c.ran === 'hidden_admin')).toBe(false);
+    } finally {
+      await client.close();
+    }
+    const rows = (await auditRows('mcp.tools/call')).filter((r) => r.details.reason === 'unknown_tool');
+    expect(rows.map((r) => r.target)).toEqual(expect.arrayContaining(['lenient/HIDDEN_ADMIN', 'lenient/../hidden_admin', 'lenient/Send_External']));
+    expect(rows.every((r) => r.outcome === 'deny')).toBe(true);
+  });
+
+  it('a tool the upstream added after discovery is callable after the one rediscovery', async () => {
+    grow.addTool('late_tool');
+    const client = await agent('grow');
+    try {
+      const lists = grow.lists();
+      expect((await client.callTool({ name: 'late_tool', arguments: {} })).content).toEqual([{ type: 'text', text: 'ran late_tool' }]);
+      expect(grow.lists() - lists).toBe(1);
+      expect((await json<{ tools: { name: string }[] }>('GET', '/api/v1/mcp/servers/grow')).tools.map((t) => t.name)).toContain('late_tool');
+      // Known now: no further rediscovery.
+      await client.callTool({ name: 'late_tool', arguments: {} });
+      expect(grow.lists() - lists).toBe(1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('property: whatever string names the tool, a name not in the registry is never forwarded', async () => {
+    const session = await open('fuzz', '2025-06-18');
+    const known = new Set(['echo', 'read_secret', 'send_external']);
+    const names = fc.oneof(
+      fc.string({ maxLength: 30 }),
+      fc.string({ unit: 'grapheme', maxLength: 20 }),
+      fc.constantFrom('echo', 'ECHO', 'ｅｃｈｏ', '\uFEFFecho', 'echo ', './echo', 'hidden_admin', 'Hidden_Admin', 'read_secret\u0000'),
+      fc.tuple(fc.constantFrom(...known), fc.constantFrom('\u200B', '\uFEFF', ' ', '/', '\u0301')).map(([n, x]) => n + x),
+    );
+    let id = 100;
+    await fc.assert(
+      fc.asyncProperty(names, async (name) => {
+        const answer = await post('fuzz', session, call(id++, name), '2025-06-18');
+        expect(answer.status).toBeLessThan(500);
+      }),
+      { numRuns: 150 },
+    );
+    const forwarded = fuzz.calls.filter((c) => c.method === 'tools/call').map((c) => c.sent);
+    expect(forwarded.filter((name) => typeof name !== 'string' || !known.has(name))).toEqual([]);
   });
 });

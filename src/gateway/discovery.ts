@@ -20,7 +20,9 @@ export async function discoverTools(target: DiscoveryTarget, timeoutMs = 15_000)
     target.transport === 'http'
       ? new StreamableHTTPClientTransport(new URL(target.url), { requestInit: { headers: target.headers } })
       : new StdioClientTransport({ command: target.command, args: target.args, env: { ...getDefaultEnvironment(), ...target.env }, stderr: 'ignore' });
-  const client = new Client({ name: 'mandate-gateway-discovery', version: '1' });
+  // Declared like a capable agent: upstreams offer some tools only to clients that can serve them (a
+  // sampling or elicitation tool), and the gateway forwards calls only to tools it has discovered.
+  const client = new Client({ name: 'mandate-gateway-discovery', version: '1' }, { capabilities: { sampling: {}, elicitation: {}, roots: {} } });
   try {
     await client.connect(transport, { timeout: timeoutMs });
     const tools: DiscoveredTool[] = [];

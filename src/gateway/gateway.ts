@@ -12,6 +12,7 @@ import { toCedarRecord, type PolicyPoint } from './decide.ts';
 import { KillSwitch } from './kill-switch.ts';
 import { LimitService } from './limits.ts';
 import { GatewayProxy, type AgentAuthenticator, type ProxyDependencies } from './proxy.ts';
+import { Rediscovery } from './rediscovery.ts';
 import { GATEWAY_REGISTRY_CHANGED, UpstreamRegistry } from './registry.ts';
 import { SessionTable, type GatewaySession } from './sessions.ts';
 import { SettingsStore } from './settings.ts';
@@ -60,6 +61,7 @@ export class Gateway {
     this.proxy = new GatewayProxy({
       publicUrl: deps.publicUrl,
       registry: this.registry,
+      rediscovery: new Rediscovery((server) => this.registry.discover(server, 'system:gateway'), deps.logger),
       sessions: this.sessions,
       pdp: deps.pdp,
       authenticate: () => this.#authenticate,

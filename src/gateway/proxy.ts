@@ -11,6 +11,7 @@ import { allowsBatches, isRequest, parseBody, rpcError, RPC_APPROVAL_DENIED, RPC
 import type { LimitService } from './limits.ts';
 import { hostAllowed, originAllowed, publicUrlOf } from './origin.ts';
 import { argumentDigest, redact } from './redact.ts';
+import type { Rediscovery } from './rediscovery.ts';
 import type { UpstreamRegistry } from './registry.ts';
 import { GatewaySession, type SessionTable } from './sessions.ts';
 import type { SettingsStore } from './settings.ts';
@@ -44,6 +45,8 @@ export type AgentAuthenticator = (
 export interface ProxyDependencies {
   publicUrl: () => string;
   registry: UpstreamRegistry;
+  /** Lists a server's tools again (rate-limited, coalesced) when a call names one the registry does not know. */
+  rediscovery: Pick<Rediscovery, 'refresh'>;
   sessions: SessionTable;
   pdp: PolicyPoint;
   authenticate: () => AgentAuthenticator;
@@ -427,6 +430,20 @@ export class GatewayProxy {
       return refuse(RPC_RATE_LIMITED, `rate limit exceeded (${limits.callsPerMinute} calls a minute)`, { reason: 'rate_limited' });
     }
 
+    // Only a present tool the registry knows by exactly this name is forwarded, and its labels and policies
+    // are the ones of that name. Anything else (another case, a fullwidth or BOM-prefixed spelling, a
+    // path, a tool the upstream hides from its list) would be decided as an unlabelled unknown tool while
+    // an upstream that matches names leniently runs a hidden or labelled one. The upstream may have added
+    // the tool since the last discovery, so it is asked once (rate-limited) before the call is refused.
+    let rediscovered = false;
+    if (action === 'tools/call' && d.registry.tool(session.server, name)?.present !== true) {
+      await d.rediscovery.refresh(session.server);
+      if (d.registry.tool(session.server, name)?.present !== true) {
+        return refuse(-32602, `Invalid params: unknown tool ${JSON.stringify(name.slice(0, 200))}`, { reason: 'unknown_tool' }, { code: 'GATEWAY_UNKNOWN_TOOL' });
+      }
+      rediscovered = true;
+    }
+
     if (action === 'tools/call' && d.sessionSod) {
       // Two tools that must not meet in one session (separation of duties): the tools this session used, and earlier calls of this batch.
       const used = [...session.tools, ...batch.filter((p) => p.action === 'tools/call' && p.target).map((p) => p.target!)];
@@ -437,7 +454,9 @@ export class GatewayProxy {
     const server = d.registry.server(session.server)!;
     const tool = action === 'tools/call' ? d.registry.tool(session.server, name) : undefined;
     const labels = action === 'tools/call' ? (tool?.labels ?? []) : server.labels;
-    const targetInfo = { action, server: session.server, name, labels, known: tool !== undefined, ...(tool && { settings: tool.settings }) };
+    // A tool found by the rediscovery just now may not have reached the policy engine's entities yet (that
+    // reload follows the change event): it is decided with its registry entry as an override.
+    const targetInfo = { action, server: session.server, name, labels, known: tool !== undefined && !rediscovered, ...(tool && { settings: tool.settings }) };
     let decision: GatewayDecision;
     try {
       decision = decideCall(d.pdp, caller, targetInfo, args, flowView(session, batch), { now: new Date(), clientAddress });
