@@ -191,6 +191,25 @@ describe('finding 5: tool and prompt names the registry does not know', () => {
     expect(rows.every((r) => r.outcome === 'deny')).toBe(true);
   });
 
+  it('prompts/get and completions name only a prompt the upstream lists, exactly; hidden and respelled prompts are refused and never forwarded', async () => {
+    const client = await agent('lenient');
+    try {
+      expect((await client.getPrompt({ name: 'greeting' })).messages).toEqual([{ role: 'user', content: { type: 'text', text: 'prompt greeting' } }]);
+      const before = lenient.calls.length;
+      for (const name of ['hidden_prompt', 'GREETING', 'ｇｒｅｅｔｉｎｇ', '../greeting', '\uFEFFgreeting']) {
+        await expect(client.getPrompt({ name }), name).rejects.toThrow(/-32602.*unknown prompt/);
+      }
+      const session = await open('lenient', '2025-06-18');
+      const completion = { jsonrpc: '2.0', id: 7, method: 'completion/complete', params: { ref: { type: 'ref/prompt', name: 'HIDDEN_PROMPT' }, argument: { name: 'a', value: '' } } };
+      expect((await post('lenient', session, completion, '2025-06-18')).body).toMatchObject({ error: { code: -32602, data: { code: 'GATEWAY_UNKNOWN_PROMPT' } } });
+      expect(lenient.calls.slice(before)).toEqual([]);
+    } finally {
+      await client.close();
+    }
+    const rows = (await auditRows('mcp.prompts/get')).filter((r) => r.details.reason === 'unknown_prompt');
+    expect(rows.map((r) => r.target)).toEqual(expect.arrayContaining(['lenient/hidden_prompt', 'lenient/GREETING']));
+  });
+
   it('a tool the upstream added after discovery is callable after the one rediscovery', async () => {
     grow.addTool('late_tool');
     const client = await agent('grow');

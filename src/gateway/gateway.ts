@@ -12,6 +12,8 @@ import { toCedarRecord, type PolicyPoint } from './decide.ts';
 import { KillSwitch } from './kill-switch.ts';
 import { LimitService } from './limits.ts';
 import { GatewayProxy, type AgentAuthenticator, type ProxyDependencies } from './proxy.ts';
+import { discoverPrompts } from './discovery.ts';
+import { PromptNames } from './prompt-names.ts';
 import { Rediscovery } from './rediscovery.ts';
 import { GATEWAY_REGISTRY_CHANGED, UpstreamRegistry } from './registry.ts';
 import { SessionTable, type GatewaySession } from './sessions.ts';
@@ -57,11 +59,14 @@ export class Gateway {
     this.killSwitch = new KillSwitch(deps.store, deps.audit, deps.identity);
     this.#agents = new AgentDirectory(deps.store);
     this.#auditor = new GatewayAuditor(deps.audit, deps.logger);
+    const prompts = new PromptNames(async (server) => discoverPrompts(await this.registry.discoveryTarget(await this.registry.get(server))), deps.logger);
+    this.registry.onChange((server) => prompts.forget(server));
     this.approvals.configure({ webhookUrl: () => this.settings.current.approvalWebhookUrl, approverGroup: () => this.settings.current.approverGroupId });
     this.proxy = new GatewayProxy({
       publicUrl: deps.publicUrl,
       registry: this.registry,
       rediscovery: new Rediscovery((server) => this.registry.discover(server, 'system:gateway'), deps.logger),
+      prompts,
       sessions: this.sessions,
       pdp: deps.pdp,
       authenticate: () => this.#authenticate,

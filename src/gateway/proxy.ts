@@ -11,6 +11,7 @@ import { allowsBatches, isRequest, parseBody, rpcError, RPC_APPROVAL_DENIED, RPC
 import type { LimitService } from './limits.ts';
 import { hostAllowed, originAllowed, publicUrlOf } from './origin.ts';
 import { argumentDigest, redact } from './redact.ts';
+import type { PromptNames } from './prompt-names.ts';
 import type { Rediscovery } from './rediscovery.ts';
 import type { UpstreamRegistry } from './registry.ts';
 import { GatewaySession, type SessionTable } from './sessions.ts';
@@ -47,6 +48,8 @@ export interface ProxyDependencies {
   registry: UpstreamRegistry;
   /** Lists a server's tools again (rate-limited, coalesced) when a call names one the registry does not know. */
   rediscovery: Pick<Rediscovery, 'refresh'>;
+  /** The prompts each upstream lists: `prompts/get` is forwarded only for one of them. */
+  prompts: Pick<PromptNames, 'known'>;
   sessions: SessionTable;
   pdp: PolicyPoint;
   authenticate: () => AgentAuthenticator;
@@ -442,6 +445,10 @@ export class GatewayProxy {
         return refuse(-32602, `Invalid params: unknown tool ${JSON.stringify(name.slice(0, 200))}`, { reason: 'unknown_tool' }, { code: 'GATEWAY_UNKNOWN_TOOL' });
       }
       rediscovered = true;
+    }
+    // The same for prompts (prompts/get, and completions for a prompt): decided under their name, they must be the upstream's.
+    if (action === 'prompts/get' && !(await d.prompts.known(session.server, name))) {
+      return refuse(-32602, `Invalid params: unknown prompt ${JSON.stringify(name.slice(0, 200))}`, { reason: 'unknown_prompt' }, { code: 'GATEWAY_UNKNOWN_PROMPT' });
     }
 
     if (action === 'tools/call' && d.sessionSod) {

@@ -46,4 +46,9 @@ export class Rediscovery {
     this.#running.set(server, run);
     return run;
   }
+
+  /** The server changed (an admin edited, re-registered or removed it): its next refresh may start at once. */
+  forget(server: string): void {
+    this.#startedAt.delete(server);
+  }
 }

@@ -18,7 +18,7 @@ interface Rpc {
 
 export interface LenientUpstream {
   url: string;
-  /** Every tools/call and prompts/get that reached it: the name as sent, and what it resolved to. */
+  /** Every tools/call, prompts/get and completion/complete that reached it: the name as sent, and what it resolved to. */
   calls: { method: string; sent: unknown; ran: string | undefined }[];
   /** How many tools/list requests it answered (each discovery lists once). */
   lists: () => number;
@@ -73,6 +73,12 @@ export async function startLenientUpstream(options: { listed?: string[]; hidden?
         const ran = resolve([...prompts, ...hiddenPrompts], message.params?.name);
         calls.push({ method: message.method, sent: message.params?.name, ran });
         return ran ? result({ messages: [{ role: 'user', content: { type: 'text', text: `prompt ${ran}` } }] }) : error(-32602, 'Unknown prompt');
+      }
+      case 'completion/complete': {
+        const ref = (message.params as { ref?: { name?: unknown } } | undefined)?.ref;
+        const ran = resolve([...prompts, ...hiddenPrompts], ref?.name);
+        calls.push({ method: message.method, sent: ref?.name, ran });
+        return result({ completion: { values: [] } });
       }
       case 'ping':
         return result({});
