@@ -210,6 +210,20 @@ describe('finding 5: tool and prompt names the registry does not know', () => {
     expect(rows.map((r) => r.target)).toEqual(expect.arrayContaining(['lenient/hidden_prompt', 'lenient/GREETING']));
   });
 
+  it('a repeated member name (parsers disagree which one counts) is refused, so the upstream cannot read another name or method than was decided', async () => {
+    const session = await open('lenient', '2025-06-18');
+    const before = lenient.calls.length;
+    for (const text of [
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"HIDDEN_ADMIN","name":"echo","arguments":{}}}',
+      '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"hidden_admin","n\\u0061me":"echo"}}',
+      '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"send_external"},"method":"ping"}',
+    ]) {
+      const answer = await post('lenient', session, text, '2025-06-18');
+      expect(answer, text).toMatchObject({ status: 400, body: { error: { code: -32700 } } });
+    }
+    expect(lenient.calls.slice(before)).toEqual([]);
+  });
+
   it('a tool the upstream added after discovery is callable after the one rediscovery', async () => {
     grow.addTool('late_tool');
     const client = await agent('grow');

@@ -25,6 +25,10 @@ export function parseBody(text: string): ParsedBody {
   } catch {
     return { ok: false, reason: 'the body is not valid JSON' };
   }
+  // What the gateway decides must be what the upstream reads: with a repeated key, JSON.parse takes the
+  // last value and other parsers the first (`"name":"hidden_admin","name":"echo"`, or a second `method`
+  // turning a tools/call into a ping for the gateway only). RFC 8259 §4 leaves that undefined: refused.
+  if (hasDuplicateKey(text)) return { ok: false, reason: 'an object repeats a member name' };
   const batch = Array.isArray(raw);
   const items = batch ? (raw as unknown[]) : [raw];
   if (items.length === 0 || items.length > 100) return { ok: false, reason: 'a batch must hold 1 to 100 messages' };
@@ -38,6 +42,42 @@ export function parseBody(text: string): ParsedBody {
     if (bad) return { ok: false, reason: 'Invalid params: strings must be well-formed Unicode (no lone UTF-16 surrogates)', code: RPC_INVALID_PARAMS, id: batch ? null : (bad.id ?? null) };
   }
   return { ok: true, messages: items as RpcMessage[], batch };
+}
+
+/** Whether some object in this JSON text (valid JSON: JSON.parse accepted it) has a member name twice, compared after unescaping. */
+export function hasDuplicateKey(text: string): boolean {
+  /** One entry per open object (its names so far) or array (null). */
+  const open: (Set<string> | null)[] = [];
+  let expectName = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // A string: find its closing quote (a backslash always escapes the next character).
+      let end = i + 1;
+      while (text.charCodeAt(end) !== 0x22) end += text.charCodeAt(end) === 0x5c ? 2 : 1;
+      const names = open.at(-1);
+      if (expectName && names) {
+        const raw = text.slice(i, end + 1);
+        const name = raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1);
+        if (names.has(name)) return true;
+        names.add(name);
+        expectName = false;
+      }
+      i = end;
+    } else if (c === 0x7b) {
+      open.push(new Set());
+      expectName = true;
+    } else if (c === 0x5b) {
+      open.push(null);
+      expectName = false;
+    } else if (c === 0x7d || c === 0x5d) {
+      open.pop();
+      expectName = false;
+    } else if (c === 0x2c) {
+      expectName = open.at(-1) instanceof Set;
+    }
+  }
+  return false;
 }
 
 function isMessage(value: unknown): value is RpcMessage {
