@@ -127,6 +127,7 @@ describe('finding 3: JSON-RPC batches and the data-flow rules', () => {
     expect(lenient.calls.length).toBe(before);
     const refused = (await auditRows('mcp.tools/call')).filter((r) => r.details.session === session && r.details.reason === 'batch_refused');
     expect(refused).toHaveLength(3);
+    expect(refused.map((r) => r.target).sort()).toEqual(['lenient/echo', 'lenient/read_secret', 'lenient/send_external']);
     expect(refused.every((r) => r.outcome === 'deny')).toBe(true);
   });
 
@@ -146,6 +147,15 @@ describe('finding 3: JSON-RPC batches and the data-flow rules', () => {
     const rows = (await auditRows('mcp.tools/call')).filter((r) => r.details.session === session);
     expect(rows.find((r) => r.target === 'lenient/send_external' && r.outcome === 'deny')?.details.reason).toBe('policy');
     expect(rows.find((r) => r.target === 'lenient/read_secret')).toMatchObject({ outcome: 'deny', details: { reason: 'batch_sibling_refused' } });
+    // Once a call is refused, the calls after it are not decided (no approval is asked for a call that cannot run), only refused and audited.
+    const third = await post('lenient', session, [call(4, 'read_secret'), call(5, 'send_external'), call(6, 'echo')], '2025-03-26');
+    expect((third.body as { id: number; error: { message: string } }[]).map((m) => [m.id, m.error.message])).toEqual([
+      [4, expect.stringMatching(/not forwarded/)],
+      [5, expect.stringMatching(/denied by policy/)],
+      [6, expect.stringMatching(/not forwarded/)],
+    ]);
+    expect((await auditRows('mcp.tools/call')).find((r) => r.details.session === session && r.target === 'lenient/echo')).toMatchObject({ outcome: 'deny', details: { reason: 'batch_sibling_refused' } });
+    expect(lenient.calls.length).toBe(before + 1);
   });
 
   it('a 2025-03-26 session: an allowed batch is forwarded whole; initialize in a batch and duplicate ids are refused whole', async () => {

@@ -246,7 +246,7 @@ export class GatewayProxy {
     const batchProblem = parsed.batch ? batchRefusal(session, messages) : undefined;
     if (batchProblem !== undefined) {
       for (const m of messages) {
-        if (m.method !== undefined) d.auditor.record({ caller, ownerId: agent.ownerId, server: serverName, sessionId: session.id, method: m.method, target: null, decision: 'deny', reason: 'batch_refused', latencyMs: performance.now() - started });
+        if (m.method !== undefined) d.auditor.record({ caller, ownerId: agent.ownerId, server: serverName, sessionId: session.id, method: m.method, target: targetOf(serverName, m), decision: 'deny', reason: 'batch_refused', latencyMs: performance.now() - started });
       }
       return rpcResponse(400, rpcError(null, -32600, `Invalid Request: ${batchProblem}`));
     }
@@ -284,7 +284,10 @@ export class GatewayProxy {
       }
       // All or nothing: once a call of the batch is refused, the rest can never run, so none is decided
       // (no approval request for a call that cannot happen) and each is answered as not forwarded below.
-      if (refusals.length > 0) continue;
+      if (refusals.length > 0) {
+        d.auditor.record({ caller, ownerId: agent.ownerId, server: serverName, sessionId: session.id, method: message.method!, target: targetOf(serverName, message), decision: 'deny', reason: 'batch_sibling_refused', latencyMs: performance.now() - started });
+        continue;
+      }
       // A batch is decided as if its calls came one after another: #decide sees the flow state the calls
       // before it in `pending` would leave, so [read private data, send externally] is refused as a pair.
       const outcome = await this.#decide(session, agent.ownerId, action, message, clientAddress, started, pending, request.signal);
@@ -711,6 +714,13 @@ export class GatewayProxy {
     if (error.dpopNonce) headers['dpop-nonce'] = error.dpopNonce;
     return new Response(JSON.stringify(problemBody(error)), { status: error.status, headers });
   }
+}
+
+/** `server/name` of a decided message that names its target, for the audit record of a message refused undecided. */
+function targetOf(server: string, message: RpcMessage): string | null {
+  const action = decidedAction(message);
+  const name = action === undefined ? undefined : decidedTarget(action, message).name;
+  return typeof name === 'string' ? `${server}/${name.slice(0, 2000)}` : null;
 }
 
 /** Why a batch is refused whole, if it is. */
