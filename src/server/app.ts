@@ -40,6 +40,9 @@ export function createApp(services: Services): MandateApp {
   app.onError((error, c) => {
     const coded = toMandateError(error);
     if (coded.status >= 500) services.logger.error({ err: error, path: c.req.path }, 'request failed');
+    // A client error that was not raised as a MandateError (a schema parsed outside validation.ts) is
+    // answered as one, and logged so the route can be fixed.
+    else if (!(error instanceof MandateError)) services.logger.warn({ err: error, path: c.req.path, code: coded.code }, 'request refused by an uncoded error');
     return problem(c, coded);
   });
   app.notFound((c) => problem(c, new MandateError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, 404)));

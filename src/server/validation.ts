@@ -36,6 +36,23 @@ export function readQuery<S extends z.ZodType>(c: Context, schema: S): z.infer<S
   return parsed.data;
 }
 
+/**
+ * Reads a path parameter through `schema`. A parameter that cannot be valid cannot name anything: it is
+ * `notFound` (what a well-formed but absent one answers), never a ZodError escaping as a 500.
+ */
+export function readParam<S extends z.ZodType>(c: Context, name: string, schema: S, notFound: () => MandateError): z.infer<S> {
+  const parsed = schema.safeParse(c.req.param(name));
+  if (!parsed.success) throw notFound();
+  return parsed.data;
+}
+
+/** A stored row number as a path parameter (policy versions): a positive integer in PostgreSQL's `integer` range, in plain decimal. */
+export const rowNumberParam = z
+  .string()
+  .regex(/^[1-9][0-9]{0,9}$/)
+  .transform(Number)
+  .pipe(z.number().max(2 ** 31 - 1));
+
 export const pageQuery = {
   cursor: z.string().max(64).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),

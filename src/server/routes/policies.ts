@@ -5,9 +5,12 @@ import { validatePolicies } from '../../policy/index.ts';
 import type { AppEnv } from '../app-env.ts';
 import type { OpenApiRegistry } from '../openapi.ts';
 import type { Services } from '../services.ts';
-import { readBody } from '../validation.ts';
+import { MandateError } from '../../core/errors.ts';
+import { readBody, readParam, rowNumberParam } from '../validation.ts';
 
 const MAX_POLICY_TEXT = 2 * 1024 * 1024;
+// `0`, `-1`, `1.5`, `abc` name no version: the same 404 as a version that does not exist.
+const versionNotFound = () => new MandateError('POLICY_VERSION_NOT_FOUND', 'no such policy version', 404);
 const uid = z.object({ type: z.string().min(1).max(256), id: z.string().max(1024) }).strict();
 
 export function registerPolicyRoutes(api: Hono<AppEnv>, docs: OpenApiRegistry, services: Services): void {
@@ -30,16 +33,14 @@ export function registerPolicyRoutes(api: Hono<AppEnv>, docs: OpenApiRegistry, s
 
   docs.add({ method: 'get', path: '/api/v1/policies/versions/{version}', tag: 'policy', summary: 'One version’s Cedar text', success: { status: 200, description: '{version, mode, cedar}' }, errors: ['POLICY_VERSION_NOT_FOUND'] });
   api.get('/policies/versions/:version', async (c) => {
-    const version = z.coerce.number().int().min(1).safeParse(c.req.param('version'));
-    const found = version.success ? await pdp.source(version.data) : undefined;
-    if (!found) return c.json({ type: 'about:blank', title: 'POLICY_VERSION_NOT_FOUND', status: 404, code: 'POLICY_VERSION_NOT_FOUND', detail: 'no such policy version' }, 404, { 'content-type': 'application/problem+json' });
+    const found = await pdp.source(readParam(c, 'version', rowNumberParam, versionNotFound));
+    if (!found) throw versionNotFound();
     return c.json(found);
   });
 
   docs.add({ method: 'post', path: '/api/v1/policies/versions/{version}/activate', tag: 'policy', summary: 'Restore a previous version', success: { status: 200, description: 'The activated version' }, errors: ['POLICY_VERSION_NOT_FOUND'] });
   api.post('/policies/versions/:version/activate', async (c) => {
-    const version = z.coerce.number().int().min(1).max(2 ** 31).parse(c.req.param('version'));
-    return c.json(await pdp.activate(version, c.get('actor')));
+    return c.json(await pdp.activate(readParam(c, 'version', rowNumberParam, versionNotFound), c.get('actor')));
   });
 
   const validateBody = z.object({ cedar: z.string().max(MAX_POLICY_TEXT), schema: z.string().max(MAX_POLICY_TEXT).optional() }).strict();

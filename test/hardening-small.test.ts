@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { toMandateError } from '../src/server/index.ts';
+import { BACKENDS } from './support/backends.ts';
+import { startTestServer, type TestServer } from './support/server.ts';
+
+/**
+ * The small findings of the hardening pass (issue finding 7): path parameters that are not ids, problem
+ * members overwritten by details, decided approvals, oversized headers, CORS on the token endpoint,
+ * and policies applied without validation.
+ */
+
+const HOSTILE_PARAMS = ['0', '-1', 'abc', '1.5', '%00', 'x'.repeat(4000), '%2E%2E', '..%2F..', '99999999999999999999', '1e400', '%F0%9F%98%80', ' 1'];
+
+describe.each(BACKENDS)('path parameters (%s)', (backend) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer(backend);
+  }, 60_000);
+  afterAll(() => server?.stop());
+
+  it('POST /api/v1/policies/versions/{0,-1,abc,1.5}/activate is 404 POLICY_VERSION_NOT_FOUND, like GET', async () => {
+    for (const version of ['0', '-1', 'abc', '1.5', '1e3', '0x1', '4294967296', '7']) {
+      for (const [method, path] of [['POST', `/api/v1/policies/versions/${version}/activate`], ['GET', `/api/v1/policies/versions/${version}`]] as const) {
+        const response = await server.api(method, path);
+        expect(response.status, `${method} ${path}`).toBe(404);
+        expect(response.headers.get('content-type')).toBe('application/problem+json');
+        expect(await response.json()).toMatchObject({ status: 404, code: 'POLICY_VERSION_NOT_FOUND', type: 'https://mandate.dev/problems/policy-version-not-found' });
+      }
+    }
+  });
+
+  it('a ZodError thrown anywhere in a route is a 400 REQUEST_INVALID, never a 500', () => {
+    const thrown = (() => {
+      try {
+        z.coerce.number().int().min(1).parse('abc');
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(toMandateError(thrown)).toMatchObject({ code: 'REQUEST_INVALID', status: 400 });
+  });
+
+  it('every route in the OpenAPI registry, with hostile path parameters: never a 5xx', async () => {
+    const document = (await (await server.api('GET', '/api/v1/openapi.json')).json()) as { paths: Record<string, Record<string, unknown>> };
+    const templated = Object.entries(document.paths).filter(([path]) => path.includes('{'));
+    expect(templated.length).toBeGreaterThan(20);
+    const failures: string[] = [];
+    for (const [template, methods] of templated) {
+      for (const method of Object.keys(methods)) {
+        for (const value of HOSTILE_PARAMS) {
+          const path = template.replace(/\{\w+\}/g, value);
+          const body = method === 'get' || method === 'delete' ? undefined : {};
+          const response = await server.api(method.toUpperCase(), path, body);
+          await response.arrayBuffer();
+          if (response.status >= 500) failures.push(`${method.toUpperCase()} ${path.slice(0, 120)} → ${response.status}`);
+        }
+      }
+    }
+    expect(failures).toEqual([]);
+  }, 120_000);
+});
