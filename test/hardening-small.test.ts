@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { MandateError, problemDetails } from '../src/core/index.ts';
 import { toMandateError } from '../src/server/index.ts';
 import { BACKENDS } from './support/backends.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
@@ -59,4 +60,39 @@ describe.each(BACKENDS)('path parameters (%s)', (backend) => {
     }
     expect(failures).toEqual([]);
   }, 120_000);
+});
+
+describe('problem members', () => {
+  let server: TestServer;
+  let agentId: string;
+  let ownerId: string;
+  beforeAll(async () => {
+    server = await startTestServer('sqlite');
+    ownerId = ((await (await server.api('POST', '/api/v1/humans', { email: 'owner@example.com', displayName: 'Owner' })).json()) as { id: string }).id;
+    agentId = ((await (await server.api('POST', '/api/v1/agents', { name: 'bot', ownerId })).json()) as { id: string }).id;
+  }, 60_000);
+  afterAll(() => server?.stop());
+
+  it('AUTHZEN_PROPERTIES_RESERVED keeps its type URI, names the entity type in entityType, and says "an Agent"', async () => {
+    const response = await fetch(`${server.url}/access/v1/evaluation`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ subject: { type: 'Agent', id: agentId, properties: { status: 'active' } }, action: { name: 'tools/call' }, resource: { type: 'Tool', id: 'srv/echo' } }),
+    });
+    expect(response.status).toBe(400);
+    const body = (await response.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ type: 'https://mandate.dev/problems/authzen-properties-reserved', status: 400, code: 'AUTHZEN_PROPERTIES_RESERVED', entityType: 'Agent', where: 'subject' });
+    expect(body.detail).toContain('for an Agent');
+    const tool = await fetch(`${server.url}/access/v1/evaluation`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ subject: { type: 'Agent', id: agentId }, action: { name: 'tools/call' }, resource: { type: 'Tool', id: 'srv/echo', properties: { labels: [] } } }),
+    });
+    expect(await tool.json()).toMatchObject({ type: 'https://mandate.dev/problems/authzen-properties-reserved', entityType: 'Tool', detail: expect.stringContaining('for a Tool') });
+  });
+
+  it('an error detail named like a standard member never replaces it', () => {
+    const error = new MandateError('SOME_CONFLICT', 'conflict', 409, { type: 'Agent', title: 't', status: 'denied', detail: 'd', instance: 'i', code: 'OTHER', extra: 1 });
+    expect(problemDetails(error)).toEqual({ type: 'https://mandate.dev/problems/some-conflict', title: 'SOME_CONFLICT', status: 409, detail: 'conflict', code: 'SOME_CONFLICT', extra: 1 });
+  });
 });

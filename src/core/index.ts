@@ -1,2 +1,2 @@
-export { MandateError, isMandateError, notFound } from './errors.ts';
+export { MandateError, isMandateError, notFound, problemDetails, PROBLEM_MEMBERS } from './errors.ts';
 export { toPage } from './page.ts';

@@ -281,7 +281,7 @@ export class GrantService {
     if (!row) throw notFound('grant', id);
     const now = this.#clock.now();
     const current = toGrant(row, now.getTime());
-    if (current.status !== 'active') throw new MandateError('GRANT_NOT_ACTIVE', `grant ${id} is already ${current.status}`, 409, { status: current.status });
+    if (current.status !== 'active') throw new MandateError('GRANT_NOT_ACTIVE', `grant ${id} is already ${current.status}`, 409, { grantStatus: current.status });
     const ended = { status: 'revoked' as const, ended_at: now.toISOString(), ended_by: actor, end_reason: reason ?? 'revoked' };
     await tx.db.updateTable('grants').set(ended).where('id', '=', id).execute();
     if (row.request_id) await tx.db.updateTable('access_requests').set({ status: 'revoked' }).where('id', '=', row.request_id).where('status', '=', 'approved').execute();

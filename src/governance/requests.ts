@@ -289,7 +289,7 @@ export class AccessRequestService {
   /** Early revoke of an approved request's grant. */
   async revoke(id: string, reason: string | null, actor: string): Promise<AccessRequest> {
     const request = await this.get(id);
-    if (request.status !== 'approved' || !request.grantId) throw new MandateError('ACCESS_REQUEST_NOT_ACTIVE', `request ${id} is ${request.status}: nothing to revoke`, 409, { status: request.status });
+    if (request.status !== 'approved' || !request.grantId) throw new MandateError('ACCESS_REQUEST_NOT_ACTIVE', `request ${id} is ${request.status}: nothing to revoke`, 409, { requestStatus: request.status });
     await this.#grants.revoke(request.grantId, reason ?? 'early revoke', actor);
     return this.get(id);
   }
@@ -298,7 +298,7 @@ export class AccessRequestService {
     // Once humans sign in, a human caller may only decide as themselves.
     if (actor.startsWith('human:') && actor !== `human:${approverId}`) throw new MandateError('APPROVER_MISMATCH', 'you may only decide as yourself', 403);
     const request = await this.#load(tx.db, id);
-    if (request.status !== 'pending') throw new MandateError('ACCESS_REQUEST_NOT_PENDING', `request ${id} is ${request.status}`, 409, { status: request.status });
+    if (request.status !== 'pending') throw new MandateError('ACCESS_REQUEST_NOT_PENDING', `request ${id} is ${request.status}`, 409, { requestStatus: request.status });
     if (approverId === request.principalId || approverId === request.requesterId) throw new MandateError('ACCESS_SELF_APPROVAL', 'the requester or beneficiary cannot decide their own request', 403);
     const eligible = await this.eligibleApprovers(tx.db, request);
     if (!eligible.some((stage) => stage.includes(approverId))) throw new MandateError('APPROVER_NOT_ELIGIBLE', `${approverId} is not an eligible active approver for this request`, 403, { eligible });

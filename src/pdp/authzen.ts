@@ -52,7 +52,7 @@ export const RESERVED_ENTITY_TYPES: ReadonlySet<string> = new Set(['Human', 'Gro
 
 function refuseReserved(type: string, where: string): void {
   if (RESERVED_ENTITY_TYPES.has(type)) {
-    throw new MandateError('AUTHZEN_PROPERTIES_RESERVED', `${where}.properties cannot be given for a ${type}: Mandate's registry supplies its attributes`, 400, { where, type });
+    throw new MandateError('AUTHZEN_PROPERTIES_RESERVED', `${where}.properties cannot be given for ${/^[AEIOU]/.test(type) ? 'an' : 'a'} ${type}: Mandate's registry supplies its attributes`, 400, { where, entityType: type });
   }
 }
 

@@ -1,21 +1,13 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
-import { MandateError } from '../core/errors.ts';
+import { MandateError, problemDetails } from '../core/errors.ts';
 
 /**
  * RFC 9457 problem details. `type` is a stable URI per code so clients may dereference it; `code`
  * (an extension member, §3.2) is what callers branch on.
  */
 export function problem(c: Context, error: MandateError): Response {
-  const body = {
-    type: `https://mandate.dev/problems/${error.code.toLowerCase().replaceAll('_', '-')}`,
-    title: error.code,
-    status: error.status,
-    detail: error.message,
-    code: error.code,
-    ...(error.details && { ...error.details }),
-  };
-  return c.body(JSON.stringify(body), error.status as 400, { 'content-type': 'application/problem+json' });
+  return c.body(JSON.stringify(problemDetails(error)), error.status as 400, { 'content-type': 'application/problem+json' });
 }
 
 export function toMandateError(error: unknown): MandateError {
