@@ -95,4 +95,48 @@ describe('problem members', () => {
     const error = new MandateError('SOME_CONFLICT', 'conflict', 409, { type: 'Agent', title: 't', status: 'denied', detail: 'd', instance: 'i', code: 'OTHER', extra: 1 });
     expect(problemDetails(error)).toEqual({ type: 'https://mandate.dev/problems/some-conflict', title: 'SOME_CONFLICT', status: 409, detail: 'conflict', code: 'SOME_CONFLICT', extra: 1 });
   });
+
+  describe('deciding an approval that is already decided', () => {
+    const input = () => ({ agentId, ownerId, userId: null, approver: 'owner', server: 'demo', action: 'tools/call', target: 'demo/delete', arguments: { id: 1 }, argsDigest: 'd', policies: ['policy0'], sessionId: 's', timeoutSeconds: 60 });
+    /** A real pending approval (what a gated call creates); resolves with its id and the waiting call. */
+    const pending = async () => {
+      let created: (id: string) => void = () => undefined;
+      const id = new Promise<string>((resolve) => (created = resolve));
+      const waiting = server.services.gateway.approvals.request(input(), new AbortController().signal, (approval) => created(approval.id));
+      return { id: await id, waiting };
+    };
+
+    it('sequentially: 409 APPROVAL_CLOSED with approvalStatus, and "status" stays the HTTP status', async () => {
+      for (const [first, second] of [['deny', 'approve'], ['approve', 'approve'], ['deny', 'deny'], ['approve', 'deny']] as const) {
+        const { id, waiting } = await pending();
+        expect((await server.api('POST', `/api/v1/mcp/approvals/${id}/${first}`, {})).status).toBe(200);
+        const again = await server.api('POST', `/api/v1/mcp/approvals/${id}/${second}`, {});
+        expect(again.status).toBe(409);
+        expect(await again.json()).toMatchObject({ status: 409, code: 'APPROVAL_CLOSED', approvalStatus: first === 'approve' ? 'approved' : 'denied' });
+        expect((await waiting).status).toBe(first === 'approve' ? 'approved' : 'denied');
+      }
+    });
+
+    it('concurrently: exactly one decision wins, every other is 409, and one decision is audited', async () => {
+      for (const verdicts of [['approve', 'approve', 'approve', 'approve'], ['approve', 'deny', 'approve', 'deny']]) {
+        const { id, waiting } = await pending();
+        const answers = await Promise.all(verdicts.map((v) => server.api('POST', `/api/v1/mcp/approvals/${id}/${v}`, { reason: v })));
+        expect(answers.map((a) => a.status).sort()).toEqual([200, 409, 409, 409]);
+        const winner = (await answers.find((a) => a.status === 200)!.json()) as { status: string };
+        for (const loser of answers.filter((a) => a.status === 409)) expect(await loser.json()).toMatchObject({ status: 409, code: 'APPROVAL_CLOSED', approvalStatus: winner.status });
+        expect((await waiting).status).toBe(winner.status);
+        const audit = (await (await server.api('GET', '/api/v1/audit?limit=1000')).json()) as { items: { action: string; target: string }[] };
+        expect(audit.items.filter((e) => e.target === id && /^mcp\.approval\.(approved|denied)$/.test(e.action))).toHaveLength(1);
+      }
+    });
+
+    it('an expired approval is 409 too', async () => {
+      const { id, waiting } = await pending();
+      await server.services.store.db.updateTable('mcp_approvals').set({ expires_at: new Date(Date.now() - 1000).toISOString() }).where('id', '=', id).execute();
+      const late = await server.api('POST', `/api/v1/mcp/approvals/${id}/approve`, {});
+      expect(late.status).toBe(409);
+      expect(await late.json()).toMatchObject({ status: 409, code: 'APPROVAL_CLOSED', approvalStatus: 'expired' });
+      expect((await waiting).status).toBe('expired');
+    });
+  });
 });

@@ -116,7 +116,7 @@ export class ApprovalService {
       });
       let status = await Promise.race([decided, aborted]);
       clearTimeout(timer);
-      if (status === 'cancelled') status = await this.#settle(id, 'cancelled', 'system:gateway', 'the session was closed or the request cancelled');
+      if (status === 'cancelled') status = (await this.#settle(id, 'cancelled', 'system:gateway', 'the session was closed or the request cancelled')).status;
       return { approval: { ...approval, status }, status };
     } finally {
       this.#waiters.delete(id);
@@ -145,13 +145,15 @@ export class ApprovalService {
   async decide(id: string, verdict: 'approve' | 'deny', actor: string, reason: string | null): Promise<Approval> {
     const approval = await this.get(id);
     await this.#authorize(approval, actor);
-    if (approval.status !== 'pending') throw new MandateError('APPROVAL_CLOSED', `approval ${id} is already ${approval.status}`, 409, { status: approval.status });
+    if (approval.status !== 'pending') throw new MandateError('APPROVAL_CLOSED', `approval ${id} is already ${approval.status}`, 409, { approvalStatus: approval.status });
     if (approval.expiresAt <= this.#clock.now().toISOString()) {
       await this.#expire(id);
-      throw new MandateError('APPROVAL_CLOSED', `approval ${id} has expired`, 409, { status: 'expired' });
+      throw new MandateError('APPROVAL_CLOSED', `approval ${id} has expired`, 409, { approvalStatus: 'expired' });
     }
-    const status = await this.#settle(id, verdict === 'approve' ? 'approved' : 'denied', actor, reason);
-    if (status !== (verdict === 'approve' ? 'approved' : 'denied')) throw new MandateError('APPROVAL_CLOSED', `approval ${id} is already ${status}`, 409, { status });
+    // Only the decision that moved the request out of `pending` succeeds: a second one, even the same
+    // verdict at the same moment, is a conflict (its reason and decider were not recorded).
+    const { status, settled } = await this.#settle(id, verdict === 'approve' ? 'approved' : 'denied', actor, reason);
+    if (!settled) throw new MandateError('APPROVAL_CLOSED', `approval ${id} is already ${status}`, 409, { approvalStatus: status });
     return this.get(id);
   }
 
@@ -167,8 +169,8 @@ export class ApprovalService {
     await this.#settle(id, 'expired', 'system:gateway', 'nobody decided in time').catch((error) => this.#logger.error({ err: error, id }, 'approval expiry failed'));
   }
 
-  /** Moves a pending request to `status` (only if still pending: first decision wins); returns the final status. */
-  async #settle(id: string, status: ApprovalStatus, actor: string, reason: string | null): Promise<ApprovalStatus> {
+  /** Moves a pending request to `status` (only if still pending: first decision wins); returns the final status and whether this call set it. */
+  async #settle(id: string, status: ApprovalStatus, actor: string, reason: string | null): Promise<{ status: ApprovalStatus; settled: boolean }> {
     return this.#store.transaction(async (tx) => {
       const result = await tx.db
         .updateTable('mcp_approvals')
@@ -178,11 +180,11 @@ export class ApprovalService {
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) === 0) {
         const row = await tx.db.selectFrom('mcp_approvals').select('status').where('id', '=', id).executeTakeFirst();
-        return row?.status ?? status;
+        return { status: row?.status ?? status, settled: false };
       }
       await this.#audit.appendIn(tx, { actor, action: `mcp.approval.${status}`, target: id, outcome: status === 'approved' ? 'success' : 'deny', details: { reason } });
       tx.publish(GATEWAY_APPROVAL_DECIDED, { id, status });
-      return status;
+      return { status, settled: true };
     });
   }
 
