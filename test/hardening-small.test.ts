@@ -1,3 +1,5 @@
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { MandateError, problemDetails } from '../src/core/index.ts';
@@ -138,5 +140,55 @@ describe('problem members', () => {
       expect(await late.json()).toMatchObject({ status: 409, code: 'APPROVAL_CLOSED', approvalStatus: 'expired' });
       expect((await waiting).status).toBe('expired');
     });
+  });
+});
+
+describe('requests the HTTP parser refuses', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    process.env.MANDATE_MTLS_PORT = '0';
+    try {
+      server = await startTestServer('sqlite', { adminPort: 0 });
+    } finally {
+      delete process.env.MANDATE_MTLS_PORT;
+    }
+    await server.services.oauth.mtlsReady;
+  }, 60_000);
+  afterAll(() => server?.stop());
+
+  /** Writes raw bytes to a listener and collects everything it answers until it closes the connection. */
+  const raw = (origin: string, request: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const url = new URL(origin);
+      const onConnect = () => socket.write(request.replace('HOST', url.host));
+      const socket: Socket = url.protocol === 'https:' ? connectTls({ host: url.hostname, port: Number(url.port), rejectUnauthorized: false }, onConnect) : connectTcp(Number(url.port), url.hostname, onConnect);
+      let answer = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => (answer += chunk));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(answer));
+    });
+  const problemOf = (answer: string) => JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+
+  it('headers over 16 KB are 431 HEADERS_TOO_LARGE as problem+json on every listener, and the connection is closed', async () => {
+    const listeners = { main: server.url, admin: server.adminUrl, mtls: server.services.oauth.mtlsOrigin!.replace('localhost', '127.0.0.1') };
+    expect(new Set(Object.values(listeners)).size).toBe(3);
+    for (const [name, origin] of Object.entries(listeners)) {
+      const answer = await raw(origin, `GET /healthz HTTP/1.1\r\nHost: HOST\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`);
+      expect(answer, name).toMatch(/^HTTP\/1\.1 431 /);
+      expect(answer.toLowerCase()).toContain('content-type: application/problem+json');
+      expect(answer.toLowerCase()).toContain('connection: close');
+      expect(problemOf(answer)).toMatchObject({ status: 431, code: 'HEADERS_TOO_LARGE', type: 'https://mandate.dev/problems/headers-too-large' });
+    }
+  });
+
+  it('malformed HTTP is 400 REQUEST_MALFORMED as problem+json, and the connection is closed', async () => {
+    for (const request of ['GET /healthz HTTP/1.1\r\nHost: HOST\r\nBad Header\r\n\r\n', 'NOT HTTP AT ALL\r\n\r\n', 'POST /api/v1/humans HTTP/1.1\r\nHost: HOST\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n']) {
+      const answer = await raw(server.url, request);
+      expect(answer, JSON.stringify(request)).toMatch(/^HTTP\/1\.1 400 /);
+      expect(problemOf(answer)).toMatchObject({ status: 400, code: 'REQUEST_MALFORMED' });
+    }
+    // A well-formed request on the same listener is still answered.
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
   });
 });

@@ -31,6 +31,8 @@ describe('a request that is never finished', () => {
     expect(body).toMatch(/^HTTP\/1\.1 408 /);
     const headers = await trickle('GET /healthz HTTP/1.1\r\nHost: HOST\r\nX-Slow: a');
     expect(headers).toMatch(/^HTTP\/1\.1 408 /);
+    // Answered like every other refusal (problem+json), not Node's bare status line.
+    for (const answer of [body, headers]) expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ status: 408, code: 'REQUEST_TIMEOUT' });
     // Nothing half-sent was written.
     const humans = (await (await server.api('GET', '/api/v1/humans')).json()) as { items: unknown[] };
     expect(humans.items).toEqual([]);

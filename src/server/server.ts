@@ -5,6 +5,7 @@ import type { Config } from '../core/config.ts';
 import type { Logger } from 'pino';
 import { createApp, type MandateApp } from './app.ts';
 import { markAdminRequest } from './admin-listener.ts';
+import { answerClientErrors } from './client-error.ts';
 import { capConnections } from './connection-cap.ts';
 import { mcpListener } from './mcp-listener.ts';
 import { createServices, type Services } from './services.ts';
@@ -34,6 +35,7 @@ function httpListener(config: Config, name: string, logger: () => Logger | undef
     listener,
   );
   capConnections(server, { max: config.maxConnections, perClient: config.maxConnectionsPerClient }, name, logger);
+  answerClientErrors(server, name, logger);
   return server;
 }
 

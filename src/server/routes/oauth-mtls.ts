@@ -9,6 +9,7 @@ import type { AppEnv } from '../app-env.ts';
 import type { OpenApiRegistry } from '../openapi.ts';
 import type { Services } from '../services.ts';
 import { readBody } from '../validation.ts';
+import { answerClientErrors } from '../client-error.ts';
 import { capConnections } from '../connection-cap.ts';
 import { nodeOf } from './oauth.ts';
 
@@ -79,6 +80,7 @@ export function registerMtlsRoutes(app: Hono<AppEnv>, api: Hono<AppEnv>, docs: O
       getRequestListener((request, env) => app.fetch(request, env)),
     );
     capConnections(server, { max: services.config.maxConnections, perClient: services.config.maxConnectionsPerClient }, 'mtls', () => services.logger);
+    answerClientErrors(server, 'mtls', () => services.logger);
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);
       server!.listen(port, services.config.host, () => resolve());
