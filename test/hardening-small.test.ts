@@ -1,7 +1,11 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { configFromEnvironment, loadConfig } from '../src/core/config.ts';
 import { MandateError, problemDetails } from '../src/core/index.ts';
 import { toMandateError } from '../src/server/index.ts';
 import { BACKENDS } from './support/backends.ts';
@@ -190,5 +194,56 @@ describe('requests the HTTP parser refuses', () => {
     }
     // A well-formed request on the same listener is still answered.
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('CORS on the authorization server', () => {
+  const allowed = 'https://app.example.com';
+  let plain: TestServer;
+  let configured: TestServer;
+  beforeAll(async () => {
+    [plain, configured] = await Promise.all([startTestServer('sqlite'), startTestServer('sqlite', { corsOrigins: [allowed] })]);
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all([plain?.stop(), configured?.stop()]);
+  });
+
+  const preflight = (server: TestServer, path: string, origin: string) =>
+    fetch(`${server.url}${path}`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, dpop' } });
+  const corsHeaders = (response: Response) => [...response.headers.keys()].filter((h) => h.startsWith('access-control-'));
+
+  it('by default no origin is echoed: not in a preflight of /oauth/token, not on a token response, not on discovery', async () => {
+    for (const origin of ['https://evil.example', allowed, 'null']) {
+      for (const path of ['/oauth/token', '/oauth/me', '/oauth/register', '/oauth/par', '/.well-known/openid-configuration']) {
+        const response = await preflight(plain, path, origin);
+        expect(corsHeaders(response), `${path} ${origin}`).toEqual([]);
+      }
+      const token = await fetch(`${plain.url}/oauth/token`, { method: 'POST', headers: { origin, 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials&client_id=nobody' });
+      await token.arrayBuffer();
+      expect(corsHeaders(token)).toEqual([]);
+      const discovery = await fetch(`${plain.url}/.well-known/openid-configuration`, { headers: { origin } });
+      expect(discovery.status).toBe(200);
+      expect(corsHeaders(discovery)).toEqual([]);
+    }
+  });
+
+  it('MANDATE_CORS_ORIGINS allows exactly the configured origins', async () => {
+    const ok = await preflight(configured, '/oauth/token', allowed);
+    expect(ok.headers.get('access-control-allow-origin')).toBe(allowed);
+    expect(ok.headers.get('vary')).toMatch(/origin/i);
+    for (const origin of ['https://evil.example', 'https://app.example.com.evil.example', 'http://app.example.com', 'null']) {
+      expect(corsHeaders(await preflight(configured, '/oauth/token', origin)), origin).toEqual([]);
+    }
+    const discovery = await fetch(`${configured.url}/.well-known/openid-configuration`, { headers: { origin: allowed } });
+    expect(discovery.headers.get('access-control-allow-origin')).toBe(allowed);
+  });
+
+  it('MANDATE_CORS_ORIGINS is a comma-separated list of exact origins; a wildcard or a URL with a path is refused', () => {
+    const base = { mode: 'dev' as const, dataDir: mkdtempSync(join(tmpdir(), 'mandate-cors-')) };
+    expect(loadConfig(base, configFromEnvironment({ MANDATE_CORS_ORIGINS: 'https://a.example, https://b.example:8443' })).corsOrigins).toEqual(['https://a.example', 'https://b.example:8443']);
+    expect(loadConfig(base).corsOrigins).toEqual([]);
+    for (const bad of ['*', 'https://a.example/', 'https://a.example/app', 'a.example', 'null']) {
+      expect(() => loadConfig(base, configFromEnvironment({ MANDATE_CORS_ORIGINS: bad })), bad).toThrow(/corsOrigins/);
+    }
   });
 });

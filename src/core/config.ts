@@ -11,6 +11,16 @@ import { MandateError } from './errors.ts';
  * `production` refuses to start with anything insecure; `dev` and `demo` generate missing secrets and
  * keep them in the data directory so a restart finds the same ones.
  */
+/** An origin as browsers send it in `Origin`: scheme, host and an optional port, nothing else. */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
 export const configSchema = z
   .object({
     mode: z.enum(['production', 'dev', 'demo']).default('production'),
@@ -63,6 +73,16 @@ export const configSchema = z
      * someone an approver.
      */
     scimManagesApproverGroups: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(false),
+    /**
+     * Browser origins allowed to call the authorization server cross-origin (CORS on `/oauth/token`,
+     * discovery, userinfo, registration, PAR), comma-separated, e.g. `https://app.example.com`. Empty
+     * (the default): no CORS at all, so a web page on another origin can neither read a token response
+     * nor preflight one. Agents and workloads are not browsers and need none. Exact origins only: no `*`.
+     */
+    corsOrigins: z
+      .union([z.array(z.string()), z.string().transform((v) => v.split(',').map((o) => o.trim()).filter((o) => o !== ''))])
+      .pipe(z.array(z.string().refine(isOrigin, 'must be an origin such as https://app.example.com (scheme, host and port only)')).max(100))
+      .default([]),
   })
   .strict();
 
@@ -93,6 +113,7 @@ export interface Config {
   auditStreamMaxBackoffMs: number;
   jitMaxSeconds: number;
   scimManagesApproverGroups: boolean;
+  corsOrigins: string[];
 }
 
 const ENV: Record<string, keyof ConfigInput> = {
@@ -118,6 +139,7 @@ const ENV: Record<string, keyof ConfigInput> = {
   MANDATE_AUDIT_STREAM_MAX_BACKOFF_MS: 'auditStreamMaxBackoffMs',
   MANDATE_JIT_MAX_SECONDS: 'jitMaxSeconds',
   MANDATE_SCIM_MANAGES_APPROVER_GROUPS: 'scimManagesApproverGroups',
+  MANDATE_CORS_ORIGINS: 'corsOrigins',
 };
 
 export function configFromEnvironment(env: NodeJS.ProcessEnv = process.env): ConfigInput {
@@ -198,6 +220,7 @@ export function loadConfig(...sources: ConfigInput[]): Config {
     auditStreamMaxBackoffMs: c.auditStreamMaxBackoffMs,
     jitMaxSeconds: c.jitMaxSeconds,
     scimManagesApproverGroups: c.scimManagesApproverGroups,
+    corsOrigins: c.corsOrigins,
   };
 }
 

@@ -41,6 +41,8 @@ export interface ProviderDependencies {
   issuedAtMs(identityIds: readonly string[]): Promise<number | null>;
   /** The trusted CA for tls_client_auth (PEM), when the internal CA is set up. */
   caCertificate(): X509Certificate | undefined;
+  /** Browser origins allowed cross-origin access (MANDATE_CORS_ORIGINS); empty: no CORS at all. */
+  corsOrigins: ReadonlySet<string>;
   /** Origin of the mTLS listener, when there is one. */
   mtlsOrigin?: string | undefined;
   /** Extra token-endpoint grants (token exchange, jwt-bearer). */
@@ -100,6 +102,8 @@ export function buildProvider(deps: ProviderDependencies, devMode: boolean): Pro
       end_session: OAUTH_ROUTES.end_session,
     },
     responseTypes: ['code'],
+    // Called for requests that name a client (token, userinfo…): an origin not configured is refused.
+    clientBasedCORS: (_ctx: Ctx, origin: string) => deps.corsOrigins.has(origin),
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
     findAccount: async (_ctx: Ctx, sub: string) => {
@@ -249,6 +253,18 @@ export function buildProvider(deps: ProviderDependencies, devMode: boolean): Pro
   provider.Client.prototype.compareClientSecret = function compareHashed(this: { clientSecret?: string }, actual: string) {
     return typeof this.clientSecret === 'string' && typeof actual === 'string' && constantTimeEqual(this.clientSecret, hashClientSecret(actual));
   };
+  // oidc-provider answers every preflight, and its metadata, with `Access-Control-Allow-Origin` echoing
+  // any `Origin` (its client-based check runs only once a request names a client, which a preflight never
+  // does). Only configured origins keep CORS headers; for others the browser sees no grant at all.
+  provider.use(async (ctx, next) => {
+    try {
+      await next();
+    } finally {
+      if (!deps.corsOrigins.has(ctx.get('Origin'))) {
+        for (const name of Object.keys(ctx.response.headers as Record<string, unknown>)) if (name.toLowerCase().startsWith('access-control-')) ctx.remove(name);
+      }
+    }
+  });
   for (const grant of deps.grants) provider.registerGrantType(grant.name, (ctx) => grant.handler(provider, ctx), grant.params, ['resource']);
   provider.on('grant.success', (ctx) => deps.onEvent('grant.success', ctx));
   provider.on('grant.error', (ctx, error) => deps.onEvent('grant.error', ctx, error));

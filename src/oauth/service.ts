@@ -191,6 +191,7 @@ export class OAuthService {
           }
         },
         caCertificate: () => this.#caCertificate,
+        corsOrigins: new Set(config.corsOrigins),
         mtlsOrigin: this.mtlsOrigin,
         grants: this.#grants,
         onEvent: (kind, ctx, error) => {
