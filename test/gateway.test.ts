@@ -409,7 +409,7 @@ describe('MCP gateway end to end', () => {
     server.services.gateway.setAuthenticator(async (request, options) => ({ ...(await real(request, options)), userId: actingFor, chain: [agentId] }));
     try {
       await applyPolicies(`permit (principal == Agent::"${agentId}", action == Action::"tools/call", resource == Tool::"demo/echo");
-permit (principal is Human, action == Action::"tools/call", resource == Tool::"demo/echo") when { principal has department && principal.department == "eng" && context.user == principal };`);
+permit (principal is Human, action == Action::"tools/call", resource == Tool::"demo/echo") when { principal has department && principal.department == "eng" && context has user && context.user == principal };`);
       const asEng = await agentClient(await token(agentSecret, resource()));
       expect((await asEng.callTool({ name: 'echo', arguments: { message: 'for eng' } })).content).toEqual([{ type: 'text', text: 'echo: for eng' }]);
       // The session is bound to the user: a request for someone else cannot continue it.

@@ -40,7 +40,7 @@ describe.each(BACKENDS)('governance: grants, just-in-time access, separation of 
 
   beforeAll(async () => {
     server = await startTestServer(backend, { jitMaxSeconds: 4 * 3600 });
-    await json(await server.api('PUT', '/api/v1/policies', { cedar: POLICY }), 200);
+    await json(await server.api('PUT', '/api/v1/policies', { cedar: POLICY, force: true }), 200);
   });
   afterAll(async () => {
     await server?.stop();

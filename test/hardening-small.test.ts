@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as connectTcp, type Socket } from 'node:net';
@@ -9,6 +9,7 @@ import { configFromEnvironment, loadConfig } from '../src/core/config.ts';
 import { MandateError, problemDetails } from '../src/core/index.ts';
 import { toMandateError } from '../src/server/index.ts';
 import { BACKENDS } from './support/backends.ts';
+import { runCli } from './support/cli.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 
 /**
@@ -244,6 +245,83 @@ describe('CORS on the authorization server', () => {
     expect(loadConfig(base).corsOrigins).toEqual([]);
     for (const bad of ['*', 'https://a.example/', 'https://a.example/app', 'a.example', 'null']) {
       expect(() => loadConfig(base, configFromEnvironment({ MANDATE_CORS_ORIGINS: bad })), bad).toThrow(/corsOrigins/);
+    }
+  });
+});
+
+describe('applying a policy that does not validate against Mandate\'s schema', () => {
+  let server: TestServer;
+  const VALID = 'permit (principal is Agent, action == Action::"tools/call", resource) when { principal.status == "active" };';
+  const TYPOS = {
+    Agnet: 'permit (principal is Agnet, action == Action::"tools/call", resource);',
+    'tools/cal': 'permit (principal is Agent, action == Action::"tools/cal", resource);',
+    stauts: 'permit (principal is Agent, action == Action::"tools/call", resource)\nwhen { principal.stauts == "active" };',
+  };
+  beforeAll(async () => {
+    server = await startTestServer('sqlite');
+    expect((await server.api('PUT', '/api/v1/policies', { cedar: VALID })).status).toBe(200);
+  }, 60_000);
+  afterAll(() => server?.stop());
+
+  const active = async () => (await (await server.api('GET', '/api/v1/policies')).json()) as { version: number; cedar: string };
+  const lastApply = async () => {
+    const audit = (await (await server.api('GET', '/api/v1/audit?limit=1000')).json()) as { items: { action: string; details: Record<string, unknown> }[] };
+    return audit.items.filter((e) => e.action === 'policy.apply').at(-1)!;
+  };
+
+  it('PUT /api/v1/policies refuses each typo with 400 POLICY_INVALID and its errors; the active version stays', async () => {
+    expect((await lastApply()).details.forced).toBeUndefined();
+    for (const [typo, cedar] of Object.entries(TYPOS)) {
+      const before = await active();
+      const response = await server.api('PUT', '/api/v1/policies', { cedar });
+      expect(response.status, typo).toBe(400);
+      const body = (await response.json()) as { code: string; status: number; errors: { message: string; line: number; column: number; severity: string }[] };
+      expect(body).toMatchObject({ code: 'POLICY_INVALID', status: 400 });
+      expect(body.errors.length).toBeGreaterThan(0);
+      expect(body.errors[0]).toMatchObject({ severity: 'error', line: expect.any(Number), column: expect.any(Number) });
+      expect(body.errors.map((e) => e.message).join('\n')).toContain(typo);
+      expect(await active()).toEqual(before);
+    }
+  });
+
+  it('force: true applies it, and the audit event says it was forced', async () => {
+    for (const cedar of Object.values(TYPOS)) {
+      const response = await server.api('PUT', '/api/v1/policies', { cedar, force: true });
+      expect(response.status).toBe(200);
+      const version = ((await response.json()) as { version: number }).version;
+      expect(await active()).toMatchObject({ version, cedar });
+      expect((await lastApply()).details).toMatchObject({ version, forced: true, validationErrors: expect.any(Number) });
+    }
+  });
+
+  it('mandate policy apply exits non-zero, prints the errors and changes nothing; --force applies it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mandate-policy-'));
+    const target = ['--url', server.adminUrl, '--token', server.adminToken];
+    for (const [typo, cedar] of Object.entries(TYPOS)) {
+      const file = join(dir, `${typo.replace('/', '-')}.cedar`);
+      writeFileSync(file, cedar);
+      const before = await active();
+      const refused = await runCli(server, ['policy', 'apply', '--file', file, ...target]);
+      expect(refused.status, `${typo}: ${refused.stdout}${refused.stderr}`).toBe(1);
+      expect(refused.stderr).toMatch(new RegExp(`${file.replaceAll('.', '\\.')}:\\d+:\\d+: error: policy0: .*${typo}`));
+      expect(refused.stderr).toContain('POLICY_INVALID');
+      expect(await active()).toEqual(before);
+      const forced = await runCli(server, ['policy', 'apply', '--file', file, '--force', '--json', ...target]);
+      expect(forced.status, forced.stderr).toBe(0);
+      expect(await active()).toMatchObject({ version: before.version + 1, cedar });
+      expect((await lastApply()).details).toMatchObject({ forced: true });
+    }
+    const valid = join(dir, 'valid.cedar');
+    writeFileSync(valid, VALID);
+    expect((await runCli(server, ['policy', 'apply', '--file', valid, ...target])).status).toBe(0);
+    expect((await lastApply()).details.forced).toBeUndefined();
+  }, 180_000);
+
+  it('the shipped gateway templates validate', async () => {
+    const templates = (await (await server.api('GET', '/api/v1/mcp/policy-templates')).json()) as { items: { id: string; cedar: string }[] };
+    for (const template of templates.items) {
+      const response = await server.api('POST', '/api/v1/policies/validate', { cedar: template.cedar });
+      expect(await response.json(), template.id).toMatchObject({ valid: true });
     }
   });
 });

@@ -51,7 +51,7 @@ describe('policy decision point and the AuthZEN API', () => {
   });
 
   it('applies a version and decides AuthZEN requests with it; the decision names its policies when asked', async () => {
-    const applied = await server.api('PUT', '/api/v1/policies', { cedar: POLICIES, note: 'first' });
+    const applied = await server.api('PUT', '/api/v1/policies', { cedar: POLICIES, note: 'first', force: true });
     expect(applied.status).toBe(200);
     expect(await applied.json()).toMatchObject({ version: 1, mode: 'enforce', policies: 4 });
 
@@ -171,7 +171,7 @@ describe('policy impact preview', () => {
   beforeAll(async () => {
     server = await startTestServer('postgres');
     await server.api('POST', '/api/v1/entities', ENTITIES);
-    await server.api('PUT', '/api/v1/policies', { cedar: POLICIES });
+    await server.api('PUT', '/api/v1/policies', { cedar: POLICIES, force: true });
   });
   afterAll(() => server.stop());
 

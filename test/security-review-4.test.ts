@@ -21,7 +21,7 @@ describe('entity imports and the registry', () => {
 
   beforeAll(async () => {
     human = (await json('POST', '/api/v1/humans', { email: 'importer@example.com', displayName: 'Importer' })).id!;
-    await json('PUT', '/api/v1/policies', { cedar: 'forbid (principal, action, resource) when { resource in Folder::"secret" };\npermit (principal, action, resource);' });
+    await json('PUT', '/api/v1/policies', { cedar: 'forbid (principal, action, resource) when { resource in Folder::"secret" };\npermit (principal, action, resource);', force: true });
     await json('POST', '/api/v1/entities', [
       { uid: { type: 'Folder', id: 'secret' }, attrs: {}, parents: [] },
       { uid: { type: 'Doc', id: 'd1' }, attrs: {}, parents: [{ type: 'Folder', id: 'secret' }] },

@@ -11,7 +11,7 @@ import { CookieJar, csrfOf } from './oauth-support.ts';
 
 const POLICIES = `
 permit (principal is Agent, action == Action::"tools/call", resource == Tool::"everything/echo")
-when { principal.owner.department == "eng" && principal.status == "active" };
+when { principal.owner has department && principal.owner.department == "eng" && principal.status == "active" };
 permit (principal is Agent, action == Action::"tools/call", resource is Tool)
 when { principal.status == "active" && !(resource.labels.contains("destructive")) };
 `;

@@ -1,4 +1,4 @@
-import { MandateError } from '../core/errors.ts';
+import { MandateError, PROBLEM_MEMBERS } from '../core/errors.ts';
 
 /** Talks to a running Mandate's admin API on behalf of the CLI. */
 export interface ApiTarget {
@@ -27,7 +27,9 @@ export async function callApi(target: ApiTarget, method: string, path: string, b
   const text = await response.text();
   const parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
   if (!response.ok) {
-    throw new MandateError(String(parsed.code ?? 'CLI_REQUEST_FAILED'), String(parsed.detail ?? `${method} ${path} answered ${response.status}`), response.status);
+    // The problem's extension members (a refused policy's `errors`…) stay with the error for the command to show.
+    const details = Object.fromEntries(Object.entries(parsed).filter(([name]) => !PROBLEM_MEMBERS.has(name)));
+    throw new MandateError(String(parsed.code ?? 'CLI_REQUEST_FAILED'), String(parsed.detail ?? `${method} ${path} answered ${response.status}`), response.status, details);
   }
   return parsed;
 }

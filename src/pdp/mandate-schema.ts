@@ -9,16 +9,19 @@ import { validatePolicies, type ValidationIssue } from '../policy/index.ts';
  * feature is on), so they are declared as empty records and reads of them are not checked (see
  * `validateAgainstMandateSchema`).
  */
+// `entitlements` is required: governance (always wired, src/server/services.ts) projects it on every
+// Human, Agent and Workload, possibly empty, never absent (docs/governance.md), so policies read it
+// without `has` — and since applying a policy validates against this schema, they must be allowed to.
 export const MANDATE_SCHEMA = `
 entity Group = { name: String };
 entity Role;
 entity Human in [Group, Role] = {
   email: String, userName: String, displayName: String, status: String,
-  department?: String, manager?: Human, entitlements?: Set<String>,
+  department?: String, manager?: Human, entitlements: Set<String>,
 };
 entity Agent, Workload in [Role] = {
   name: String, owner: Human, status: String, tags: Set<String>,
-  provider?: String, model?: String, environment?: String, entitlements?: Set<String>,
+  provider?: String, model?: String, environment?: String, entitlements: Set<String>,
 };
 entity McpServer = { name: String, transport?: String, labels?: Set<String> };
 entity Tool in [McpServer] = { server: String, name: String, labels: Set<String>, settings?: {} };

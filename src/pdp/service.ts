@@ -20,6 +20,7 @@ import {
   type TemplateLink,
 } from '../policy/index.ts';
 import { advisoryXactLock, type Store } from '../store/index.ts';
+import { validateAgainstMandateSchema } from './mandate-schema.ts';
 import { projectGroups, projectHumans, projectIdentities, type PrincipalDecorator } from './projection.ts';
 
 export type PolicyMode = 'enforce' | 'log-only';
@@ -173,11 +174,23 @@ export class PdpService {
 
   // ---- policy versions ----------------------------------------------------------------------------------
 
-  /** Parses, compiles and stores a new version, and activates it (audited; every replica reloads). */
-  async apply(cedar: string, options: { mode?: PolicyMode | undefined; note?: string | undefined; links?: TemplateLink[] | undefined }, actor: string): Promise<PolicyVersion> {
+  /**
+   * Parses, compiles, validates against Mandate's schema, stores a new version and activates it (audited;
+   * every replica reloads). A policy that does not validate (`Agnet`, `Action::"tools/cal"`,
+   * `principal.stauts`) would compile and silently never match, so it is refused with POLICY_INVALID and
+   * its errors, unless `force` (policies over entity types Mandate's schema does not know), which the
+   * audit event records.
+   */
+  async apply(cedar: string, options: { mode?: PolicyMode | undefined; note?: string | undefined; links?: TemplateLink[] | undefined; force?: boolean | undefined }, actor: string): Promise<PolicyVersion> {
     // Throws POLICY_PARSE with line and column (or POLICY_LINK) before anything is written.
     const links = options.links ?? [];
     const compiled = compilePolicySet(cedar, { links });
+    const errors = validateAgainstMandateSchema(cedar).filter((issue) => issue.severity === 'error');
+    const forced = options.force === true;
+    if (errors.length > 0 && !forced) {
+      const first = errors[0]!;
+      throw new MandateError('POLICY_INVALID', `the policies do not validate against Mandate's schema (${errors.length} error${errors.length === 1 ? '' : 's'}; first at ${first.line}:${first.column}: ${first.message}); fix them, or apply with force`, 400, { errors });
+    }
     const mode = options.mode ?? 'enforce';
     const version = await this.#store.transaction(async (tx) => {
       const last = await tx.db.selectFrom('policy_versions').select((eb) => eb.fn.max('version').as('max')).executeTakeFirst();
@@ -185,7 +198,7 @@ export class PdpService {
       await tx.db.updateTable('policy_versions').set({ active: 0 }).where('active', '=', 1).execute();
       const createdAt = new Date().toISOString();
       await tx.db.insertInto('policy_versions').values({ version: next, cedar, links: JSON.stringify(links), mode, active: 1, note: options.note ?? null, created_by: actor, created_at: createdAt }).execute();
-      await this.#audit.appendIn(tx, { actor, action: 'policy.apply', target: `policy-version:${next}`, outcome: 'success', details: { version: next, mode, policies: compiled.policies.length, templates: compiled.templates.size, links: links.length, sha256: sha256Hex(cedar), note: options.note ?? null } });
+      await this.#audit.appendIn(tx, { actor, action: 'policy.apply', target: `policy-version:${next}`, outcome: 'success', details: { version: next, mode, policies: compiled.policies.length, templates: compiled.templates.size, links: links.length, sha256: sha256Hex(cedar), note: options.note ?? null, ...(forced && { forced: true, validationErrors: errors.length }) } });
       tx.publish(POLICY_ACTIVATED, { version: next });
       return { version: next, mode, active: true, note: options.note ?? null, createdBy: actor, createdAt, policies: compiled.policies.length };
     });

@@ -1,13 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { validateAgainstMandateSchema } from '../../pdp/index.ts';
-import { validatePolicies } from '../../policy/index.ts';
+import { isMandateError } from '../../core/errors.ts';
+import { validatePolicies, type ValidationIssue } from '../../policy/index.ts';
 import { apiTarget, callApi } from '../http-client.ts';
 import { print } from '../output.ts';
 import type { RemoteOptions } from '../remote.ts';
 
 
-/** `mandate policy apply`: sends a Cedar file to a running server as a new active version. */
+/**
+ * `mandate policy apply`: sends a Cedar file to a running server as a new active version. The server
+ * refuses a file that does not validate against Mandate's schema (POLICY_INVALID): its errors are
+ * printed as `file:line:column`, the exit code is 1 and the active version stays. `--force` applies it
+ * anyway (audited as forced).
+ */
 export function addPolicyApplyCommand(policy: Command): void {
   policy
     .command('apply')
@@ -15,11 +21,21 @@ export function addPolicyApplyCommand(policy: Command): void {
     .requiredOption('--file <file>', 'Cedar policy file')
     .option('--mode <mode>', 'enforce or log-only', 'enforce')
     .option('--note <text>', 'why this version')
+    .option('--force', "apply even if it does not validate against Mandate's schema (audited as forced)")
     .option('--url <url>', 'Mandate base URL (default $MANDATE_URL)')
     .option('--token <token>', 'admin token (default $MANDATE_ADMIN_TOKEN)')
     .option('--json', 'print JSON')
-    .action(async (o: RemoteOptions & { file: string; mode: string; note?: string }) => {
-      const result = await callApi(apiTarget(o), 'PUT', '/api/v1/policies', { cedar: readFileSync(o.file, 'utf8'), mode: o.mode, ...(o.note && { note: o.note }) });
+    .action(async (o: RemoteOptions & { file: string; mode: string; note?: string; force?: boolean }) => {
+      let result: unknown;
+      try {
+        result = await callApi(apiTarget(o), 'PUT', '/api/v1/policies', { cedar: readFileSync(o.file, 'utf8'), mode: o.mode, ...(o.note && { note: o.note }), ...(o.force && { force: true }) });
+      } catch (error) {
+        if (!isMandateError(error) || error.code !== 'POLICY_INVALID' || !Array.isArray(error.details?.errors)) throw error;
+        for (const i of error.details.errors as ValidationIssue[]) process.stderr.write(`${o.file}:${i.line}:${i.column}: ${i.severity}: ${i.policyId}: ${i.message}\n`);
+        process.stderr.write(`mandate: ${o.file} was not applied: it does not validate against Mandate's schema (--force applies it anyway) [POLICY_INVALID]\n`);
+        process.exitCode = 1;
+        return;
+      }
       print(result, o.json, ['version', 'mode', 'policies', 'active']);
     });
 }

@@ -21,7 +21,8 @@ export function serveCommand(): Command {
     .option('--dev', 'development mode: generated secrets, http public URL allowed')
     .option('--policies <file>', 'Cedar policy file to activate at start (a new version unless it is the active one)')
     .option('--entities <file>', 'Cedar entities JSON to import at start (replacing earlier imports)')
-    .action(async (o: { port?: string; host?: string; data?: string; config?: string; demo?: boolean; dev?: boolean; policies?: string; entities?: string }) => {
+    .option('--force-policies', "activate --policies even if it does not validate against Mandate's schema (an application's own entity types; audited as forced)")
+    .action(async (o: { port?: string; host?: string; data?: string; config?: string; demo?: boolean; dev?: boolean; policies?: string; entities?: string; forcePolicies?: boolean }) => {
       const file = o.config ?? process.env.MANDATE_CONFIG;
       const flags: ConfigInput = {
         ...(o.port !== undefined && { port: Number(o.port) }),
@@ -33,7 +34,13 @@ export function serveCommand(): Command {
       const config = loadConfig(file ? configFromFile(file) : {}, configFromEnvironment(), flags);
       const server = await startServer(config);
       const { logger } = server.services;
-      await loadPdpFiles(server.services, o.policies, o.entities);
+      try {
+        await loadPdpFiles(server.services, o.policies, o.entities, o.forcePolicies === true);
+      } catch (error) {
+        // A file that is refused (syntax, POLICY_INVALID) must not leave a server running without it.
+        await server.close();
+        throw error;
+      }
       const shutdown = async (signal: string) => {
         logger.info({ signal }, 'shutting down');
         await server.close();
@@ -51,7 +58,7 @@ export function serveCommand(): Command {
 }
 
 /** `--policies` / `--entities`: start a PDP with these files (applied through the audited paths). */
-async function loadPdpFiles(services: Services, policiesFile?: string, entitiesFile?: string): Promise<void> {
+async function loadPdpFiles(services: Services, policiesFile: string | undefined, entitiesFile: string | undefined, force: boolean): Promise<void> {
   if (entitiesFile) {
     const entities = JSON.parse(readFileSync(entitiesFile, 'utf8')) as unknown[];
     await services.pdp.importEntities(entities, 'system:serve', { replace: true });
@@ -59,7 +66,7 @@ async function loadPdpFiles(services: Services, policiesFile?: string, entitiesF
   if (policiesFile) {
     const cedar = readFileSync(policiesFile, 'utf8');
     const active = await services.pdp.source();
-    if (active?.cedar !== cedar) await services.pdp.apply(cedar, { note: `serve --policies ${policiesFile}` }, 'system:serve');
+    if (active?.cedar !== cedar) await services.pdp.apply(cedar, { note: `serve --policies ${policiesFile}`, force }, 'system:serve');
   }
 }
 

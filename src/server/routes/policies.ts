@@ -18,11 +18,11 @@ export function registerPolicyRoutes(api: Hono<AppEnv>, docs: OpenApiRegistry, s
 
   // A template link instantiates a Cedar template (`?principal` / `?resource` slots), e.g. "agent may call tool T".
   const link = z.object({ templateId: z.string().min(1).max(200), newId: z.string().min(1).max(200), values: z.partialRecord(z.enum(['?principal', '?resource']), uid) }).strict();
-  const applyBody = z.object({ cedar: z.string().max(MAX_POLICY_TEXT), mode: z.enum(['enforce', 'log-only']).optional(), note: z.string().max(1000).optional(), links: z.array(link).max(100_000).optional() }).strict();
-  docs.add({ method: 'put', path: '/api/v1/policies', tag: 'policy', summary: 'Apply a Cedar policy set (with optional template links) as a new version and activate it', body: applyBody, success: { status: 200, description: 'The new version' }, errors: ['POLICY_PARSE'] });
+  const applyBody = z.object({ cedar: z.string().max(MAX_POLICY_TEXT), mode: z.enum(['enforce', 'log-only']).optional(), note: z.string().max(1000).optional(), links: z.array(link).max(100_000).optional(), force: z.boolean().optional() }).strict();
+  docs.add({ method: 'put', path: '/api/v1/policies', tag: 'policy', summary: "Apply a Cedar policy set (with optional template links) as a new version and activate it; refused unless it validates against Mandate's schema or `force` is true (audited as forced)", body: applyBody, success: { status: 200, description: 'The new version' }, errors: ['POLICY_PARSE', 'POLICY_INVALID', 'POLICY_LINK'] });
   api.put('/policies', async (c) => {
     const body = await readBody(c, applyBody);
-    return c.json(await pdp.apply(body.cedar, { mode: body.mode, note: body.note, links: body.links }, c.get('actor')));
+    return c.json(await pdp.apply(body.cedar, { mode: body.mode, note: body.note, links: body.links, force: body.force }, c.get('actor')));
   });
 
   docs.add({ method: 'get', path: '/api/v1/policies', tag: 'policy', summary: 'The active policy set (Cedar text, version, mode)', success: { status: 200, description: '{version, mode, cedar}' } });
