@@ -23,7 +23,7 @@ async function expectClientError(method: string, path: string, text: string): Pr
 beforeAll(async () => {
   server = await startTestServer('sqlite');
   upstream = await startDemoUpstream();
-  ({ accessToken, sessionId } = await agentSession(server, { name: 'p', upstreamUrl: upstream.url, cedar: (id) => `permit (principal == Agent::"${id}", action, resource in McpServer::"demo") when { resource.name != "hold" };` }));
+  ({ accessToken, sessionId } = await agentSession(server, { name: 'p', upstreamUrl: upstream.url, cedar: (id) => `permit (principal == Agent::"${id}", action, resource in McpServer::"demo") when { resource has name && resource.name != "hold" };` }));
   await server.api('PATCH', '/api/v1/mcp/settings', { callsPerMinute: null });
 }, 60_000);
 
