@@ -14,7 +14,8 @@ export function toMandateError(error: unknown): MandateError {
   if (error instanceof MandateError) return error;
   // A schema that rejects request data (a path parameter, a header) is the client's fault wherever it
   // was parsed: routes should use src/server/validation.ts, but one that does not must not answer 500.
-  if (error instanceof z.ZodError) return new MandateError('REQUEST_INVALID', `invalid request: ${error.issues[0]?.message ?? 'invalid'}`, 400, { issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) });
+  // `$ZodError` is the base of every zod error (classic `ZodError` and `z.core.parse`'s alike).
+  if (error instanceof z.core.$ZodError) return new MandateError('REQUEST_INVALID', `invalid request: ${error.issues[0]?.message ?? 'invalid'}`, 400, { issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) });
   // Database constraint violations caused by a request are conflicts, not server faults.
   const message = (error as Error)?.message ?? '';
   if (/UNIQUE constraint|duplicate key value/i.test(message)) return new MandateError('CONFLICT', 'the resource conflicts with an existing one', 409);
