@@ -147,8 +147,9 @@ export class ApprovalService {
     await this.#authorize(approval, actor);
     if (approval.status !== 'pending') throw new MandateError('APPROVAL_CLOSED', `approval ${id} is already ${approval.status}`, 409, { approvalStatus: approval.status });
     if (approval.expiresAt <= this.#clock.now().toISOString()) {
-      await this.#expire(id);
-      throw new MandateError('APPROVAL_CLOSED', `approval ${id} has expired`, 409, { approvalStatus: 'expired' });
+      // Says what the request became: a decision on another replica may have beaten the expiry.
+      const { status } = await this.#settle(id, 'expired', 'system:gateway', 'nobody decided in time');
+      throw new MandateError('APPROVAL_CLOSED', `approval ${id} is already ${status}`, 409, { approvalStatus: status });
     }
     // Only the decision that moved the request out of `pending` succeeds: a second one, even the same
     // verdict at the same moment, is a conflict (its reason and decider were not recorded).
