@@ -43,3 +43,25 @@ export function problemDetails(error: MandateError): Record<string, unknown> {
     code: error.code,
   };
 }
+
+/** Seconds a client is told to wait (`Retry-After`) before trying again while the database is away. */
+export const STORE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * The database cannot be reached (connection refused or cut, an administrator's shutdown, a pool that
+ * cannot connect in time, an embedded store that is locked or full). Not the request's fault and not a
+ * bug: a 503 the client may retry, never a 500. The cause is kept for the log, never rendered.
+ */
+export function storeUnavailable(cause?: unknown): MandateError {
+  const error = new MandateError('STORE_UNAVAILABLE', 'the database is unreachable; retry shortly', 503);
+  if (cause !== undefined) error.cause = cause;
+  return error;
+}
+
+/**
+ * `Retry-After` for an answer rendering `error`, when the condition is expected to pass by itself: the
+ * store away, or a token that could not be checked (what the verifier says when the store is away).
+ */
+export function retryAfterSeconds(error: MandateError): number | undefined {
+  return error.code === 'STORE_UNAVAILABLE' || error.code === 'VERIFIER_UNAVAILABLE' ? STORE_RETRY_AFTER_SECONDS : undefined;
+}

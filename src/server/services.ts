@@ -52,7 +52,7 @@ export function createLogger(level: Config['logLevel']): Logger {
 }
 
 export async function createServices(config: Config, logger = createLogger(config.logLevel)): Promise<Services> {
-  const store = await Store.open({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, schema: config.databaseSchema, listen: true });
+  const store = await Store.open({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, schema: config.databaseSchema, listen: true, logger });
   const cleanups: (() => Promise<void> | void)[] = [];
   try {
     await store.migrate();

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { StoreLogger } from './pg-pool.ts';
 
 /**
  * Change events tell every replica that something it may hold in memory changed (an agent suspended, a
@@ -11,14 +12,28 @@ export interface ChangeEvent {
   data: Record<string, unknown>;
 }
 
-/** A handler may return a promise: the process that made the change waits for it (read-your-writes). */
+/**
+ * A handler that does asynchronous work returns its promise, never starts it and drops it: the process
+ * that made the change waits for it (read-your-writes), and a failure reaches the bus, which logs it and
+ * schedules a `resync` so the subscriber's cache is reloaded rather than left stale.
+ */
 export type ChangeHandler = (event: ChangeEvent) => void | Promise<void>;
+
+// After a failing subscriber, `resync` is delivered again after these delays (doubling, capped), until
+// one delivery succeeds everywhere: a cache that could not reload during an outage reloads after it.
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 4_000;
 
 export class ChangeEvents {
   readonly #emitter = new EventEmitter();
+  readonly #logger: StoreLogger | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #retryDelay = RETRY_FIRST_MS;
+  #closed = false;
 
-  constructor() {
+  constructor(logger?: StoreLogger) {
     this.#emitter.setMaxListeners(0);
+    this.#logger = logger;
   }
 
   /** Subscribes to one topic, or to every topic with `*`. Returns the unsubscribe function. */
@@ -27,6 +42,7 @@ export class ChangeEvents {
     return () => this.#emitter.off(topic, handler);
   }
 
+  /** Delivers without waiting; failures are handled as in `deliverAndWait` (which never rejects). */
   deliver(event: ChangeEvent): void {
     void this.deliverAndWait(event);
   }
@@ -34,20 +50,48 @@ export class ChangeEvents {
   /**
    * Delivers to every subscriber and resolves once the promises they returned have settled, so that
    * when a change's transaction returns, this process's caches (decisions, token status) already
-   * reflect it. A failing subscriber never stops the others.
+   * reflect it. A failing subscriber never stops the others, and is not left stale: it is logged and a
+   * `resync` follows (see RETRY_FIRST_MS). Never rejects.
    */
   async deliverAndWait(event: ChangeEvent): Promise<void> {
-    const waits: Promise<unknown>[] = [];
+    const waits: Promise<boolean>[] = [];
+    const failed = (error: unknown) => {
+      this.#logger?.warn({ err: error, topic: event.topic }, 'store: a change-event subscriber failed; its cache is reloaded by a resync');
+      return false;
+    };
     for (const topic of [event.topic, '*']) {
       for (const listener of this.#emitter.listeners(topic) as ChangeHandler[]) {
         try {
           const result = listener(event);
-          if (result instanceof Promise) waits.push(result.catch(() => undefined));
-        } catch {
-          // The subscriber's own problem; the change itself is committed.
+          if (result instanceof Promise) waits.push(result.then(() => true, failed));
+        } catch (error) {
+          waits.push(Promise.resolve(failed(error)));
         }
       }
     }
-    await Promise.all(waits);
+    const ok = (await Promise.all(waits)).every(Boolean);
+    if (ok) {
+      if (event.topic === 'resync') this.#retryDelay = RETRY_FIRST_MS;
+    } else this.#scheduleResync();
+  }
+
+  /** Stops pending retries (the store is closing). */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
+  }
+
+  /** One pending `resync` at a time, however many subscribers failed; each failed retry waits longer. */
+  #scheduleResync(): void {
+    if (this.#retry || this.#closed) return;
+    const delay = this.#retryDelay;
+    this.#retryDelay = Math.min(delay * 2, RETRY_MAX_MS);
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      this.deliver({ topic: 'resync', data: {} });
+    }, delay);
+    // A pending retry must not keep a finished process (a CLI command) alive.
+    this.#retry.unref();
   }
 }

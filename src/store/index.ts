@@ -1,6 +1,8 @@
 export { tryLease, releaseLease } from './leases.ts';
 export { advisoryXactLock } from './advisory-lock.ts';
 export { Store, LOCK_AUDIT_CHAIN, type Dialect, type StoreOptions, type Tx } from './store.ts';
+export { isStoreUnreachable, asStoreError } from './unavailable.ts';
+export type { StoreLogger } from './pg-pool.ts';
 export { ChangeEvents, type ChangeEvent, type ChangeHandler } from './events.ts';
 export type {
   Database,

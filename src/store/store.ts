@@ -5,6 +5,7 @@ import { Kysely, Migrator, PostgresDialect, sql, type Transaction } from 'kysely
 import pg from 'pg';
 import { MandateError } from '../core/errors.ts';
 import { ChangeEvents, type ChangeEvent } from './events.ts';
+import { guardedPool, stderrLogger, type StoreLogger } from './pg-pool.ts';
 import { migrations } from './migrations/index.ts';
 import type { Database } from './schema.ts';
 import { WorkerSqliteDialect } from './sqlite-driver.ts';
@@ -21,6 +22,8 @@ export interface StoreOptions {
   listen?: boolean;
   /** PostgreSQL schema to use (search_path); lets tests and tenants share one database. */
   schema?: string | undefined;
+  /** Where connection failures and failing change-event subscribers are reported (standard error if absent). */
+  logger?: StoreLogger | undefined;
 }
 
 export interface Tx {
@@ -48,7 +51,7 @@ export class Store {
   readonly dialect: Dialect;
   /** Only on the embedded store. */
   readonly embedded: EmbeddedProcedures | undefined;
-  readonly events = new ChangeEvents();
+  readonly events: ChangeEvents;
   /** Distinguishes this process's notifications from other replicas'. */
   readonly origin = randomUUID();
   #listener: pg.Client | undefined;
@@ -57,9 +60,14 @@ export class Store {
   /** NOTIFY channels are database-wide: one per schema keeps two Mandates on one database apart. */
   readonly #channel: string;
   #closed = false;
+  readonly #logger: StoreLogger;
+  /** Consecutive failed attempts to re-establish the LISTEN connection (sets the backoff). */
+  #listenFailures = 0;
 
-  private constructor(db: Kysely<Database>, dialect: Dialect, options: { databaseUrl?: string; schema?: string | undefined; embedded?: EmbeddedProcedures } = {}) {
+  private constructor(db: Kysely<Database>, dialect: Dialect, options: { databaseUrl?: string; schema?: string | undefined; embedded?: EmbeddedProcedures; logger: StoreLogger }) {
     const { databaseUrl, schema } = options;
+    this.#logger = options.logger;
+    this.events = new ChangeEvents(options.logger);
     this.db = db;
     this.dialect = dialect;
     this.embedded = options.embedded;
@@ -70,24 +78,24 @@ export class Store {
 
   static async open(options: StoreOptions): Promise<Store> {
     let store: Store;
+    const logger = options.logger ?? stderrLogger;
     if (options.databaseUrl) {
       if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,40}$/.test(options.schema)) {
         throw new MandateError('CONFIG_INVALID', `invalid PostgreSQL schema name: ${options.schema}`);
       }
-      const pool = new pg.Pool({ ...pgConfig(options.databaseUrl, options.schema), max: 10 });
-      // An idle client's error (server restart) must not crash the process; the next query reconnects.
-      pool.on('error', () => undefined);
-      store = new Store(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', { databaseUrl: options.databaseUrl, schema: options.schema });
+      const pool = guardedPool({ ...pgConfig(options.databaseUrl, options.schema), max: 10 }, logger);
+      store = new Store(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', { databaseUrl: options.databaseUrl, schema: options.schema, logger });
     } else {
       mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
       const dialect = new WorkerSqliteDialect(join(options.dataDir, 'mandate.db'));
-      store = new Store(new Kysely<Database>({ dialect }), 'sqlite', { embedded: dialect });
+      store = new Store(new Kysely<Database>({ dialect }), 'sqlite', { embedded: dialect, logger });
     }
     try {
       await sql`select 1`.execute(store.db);
     } catch (error) {
       await store.close();
-      throw new MandateError('STORE_UNAVAILABLE', `cannot reach the database: ${(error as Error).message}`, 503);
+      const cause = (error as Error).cause instanceof Error ? ((error as Error).cause as Error) : (error as Error);
+      throw new MandateError('STORE_UNAVAILABLE', `cannot reach the database: ${cause.message}`, 503);
     }
     if (options.listen && store.dialect === 'postgres') await store.#listen();
     return store;
@@ -135,7 +143,7 @@ export class Store {
   }
 
   async #listen(): Promise<void> {
-    const client = new pg.Client(pgConfig(this.#databaseUrl!, this.#schema));
+    const client = new pg.Client({ ...pgConfig(this.#databaseUrl!, this.#schema), connectionTimeoutMillis: 5_000, keepAlive: true });
     client.on('notification', (message) => {
       if (!message.payload) return;
       try {
@@ -145,32 +153,60 @@ export class Store {
         // A malformed payload cannot have come from a Mandate replica; ignore it.
       }
     });
-    client.on('error', () => {
-      // The connection broke: notifications may have been missed. Tell subscribers to drop caches,
-      // then reconnect.
+    // Listening from the start: pg emits 'error' whenever the connection breaks, also while connecting
+    // or during a query, and an 'error' without a listener ends the process.
+    client.on('error', (err) => {
+      // Only the live connection's first error starts a reconnection: a client that never became live
+      // is handled by the failed attempt below, and one error must not start two reconnection loops.
+      if (this.#listener !== client) return;
       this.#listener = undefined;
-      client.end().catch(() => undefined);
+      this.#logger.warn({ err }, 'store: the change-event connection broke; caches are dropped and it reconnects');
+      client.end().catch((error: unknown) => this.#logger.warn({ err: error }, 'store: closing the broken change-event connection failed'));
+      // Notifications may have been missed: subscribers drop (or reload) what they hold.
       this.events.deliver({ topic: 'resync', data: {} });
       this.#reconnectSoon();
     });
-    await client.connect();
-    await client.query(`LISTEN ${this.#channel}`);
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${this.#channel}`);
+    } catch (error) {
+      await client.end().catch(() => undefined); // already broken: its own error is the one thrown below
+      throw error;
+    }
+    if (this.#closed) {
+      await client.end();
+      return;
+    }
     this.#listener = client;
   }
 
+  /** Re-establishes LISTEN with capped exponential backoff (250 ms … 2 s) until it works or the store closes. */
   #reconnectSoon(): void {
     if (this.#closed) return;
+    const delay = Math.min(250 * 2 ** this.#listenFailures, 2_000);
     setTimeout(() => {
+      if (this.#closed) return;
       this.#listen().then(
-        () => this.events.deliver({ topic: 'resync', data: {} }),
-        () => this.#reconnectSoon(),
+        () => {
+          if (this.#listenFailures > 0) this.#logger.warn({ attempts: this.#listenFailures + 1 }, 'store: the change-event connection is back');
+          this.#listenFailures = 0;
+          // What changed while we were away is unknown: reload everything.
+          this.events.deliver({ topic: 'resync', data: {} });
+        },
+        (error: unknown) => {
+          // Logged once, then quietly retried: the database is away and every request already says so.
+          if (this.#listenFailures === 0) this.#logger.warn({ err: error }, 'store: cannot re-establish the change-event connection yet; retrying');
+          this.#listenFailures++;
+          this.#reconnectSoon();
+        },
       );
-    }, 500).unref();
+    }, delay).unref();
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#listener?.end().catch(() => undefined);
+    this.events.close();
+    await this.#listener?.end().catch((error: unknown) => this.#logger.warn({ err: error }, 'store: closing the change-event connection failed'));
     await this.db.destroy();
   }
 }
