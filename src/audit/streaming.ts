@@ -112,8 +112,10 @@ export class AuditStreamer {
   async start(): Promise<void> {
     this.#started = true;
     this.#offs.push(this.#audit.onAppended(() => this.#wakeAll()));
-    this.#offs.push(this.#store.events.on(SINKS_CHANGED, () => void this.#sync()));
-    this.#offs.push(this.#store.events.on('resync', () => void this.#sync()));
+    // Returned, not dropped: a failed sync (database away) reaches the change-event bus, which logs it
+    // and resyncs later; dropped, its rejection was unowned and ended the process.
+    this.#offs.push(this.#store.events.on(SINKS_CHANGED, () => this.#sync()));
+    this.#offs.push(this.#store.events.on('resync', () => this.#sync()));
     await this.#sync();
   }
 
@@ -123,7 +125,7 @@ export class AuditStreamer {
     this.#offs = [];
     for (const [id, controller] of this.#loops) {
       controller.abort();
-      await releaseLease(this.#store, `audit-sink:${id}`, this.#store.origin).catch(() => undefined);
+      await releaseLease(this.#store, `audit-sink:${id}`, this.#store.origin).catch((error: unknown) => this.#logger.warn({ err: error, sink: id }, 'releasing an audit sink lease failed; it expires on its own'));
     }
     this.#loops.clear();
     this.#wakeAll();

@@ -26,15 +26,18 @@ export class AgentDirectory {
       const status = event.data.status;
       if (status !== undefined && status !== 'active') for (const listener of this.#stopped) listener(id);
     });
-    store.events.on('resync', () => {
-      // Events may have been missed: re-check every agent we hold sessions for.
+    store.events.on('resync', async () => {
+      // Events may have been missed: re-check every agent we hold sessions for. Awaited: a failed
+      // read reaches the change-event bus (logged, another resync later), and the agent stays
+      // uncached so the next request reads it again.
       const ids = [...this.#cache.keys()];
       this.#cache.clear();
-      for (const id of ids) {
-        void this.get(id).then((state) => {
+      await Promise.all(
+        ids.map(async (id) => {
+          const state = await this.get(id);
           if (state?.status !== 'active') for (const listener of this.#stopped) listener(id);
-        });
-      }
+        }),
+      );
     });
   }
 

@@ -139,7 +139,7 @@ export class Gateway {
     if (sessions.length > 0) {
       await this.#deps.audit
         .append({ actor: 'system:gateway', action: 'mcp.sessions.close', target: identityId, outcome: 'success', details: { reason: 'identity no longer active', sessions: sessions.map((s) => s.id) } })
-        .catch(() => undefined);
+        .catch((error: unknown) => this.#deps.logger.error({ err: error, identityId }, 'gateway: recording the kill switch in the audit chain failed'));
     }
   }
 
@@ -147,7 +147,7 @@ export class Gateway {
     const idle = this.settings.current.sessionIdleSeconds * 1000;
     const now = Date.now();
     for (const session of this.sessions.all()) {
-      if (now - session.lastSeen > idle) void this.closeSession(session, 'idle', true);
+      if (now - session.lastSeen > idle) void this.closeSession(session, 'idle', true).catch((error: unknown) => this.#deps.logger.warn({ err: error, session: session.id }, 'gateway: closing an idle session failed'));
     }
   }
 

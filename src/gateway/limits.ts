@@ -25,8 +25,9 @@ export class LimitService {
     this.#store = store;
     this.#audit = audit;
     this.#now = options.now ?? (() => performance.now());
-    store.events.on(GATEWAY_LIMITS_CHANGED, () => void this.load().catch(() => undefined));
-    store.events.on('resync', () => void this.load().catch(() => undefined));
+    // A failed load reaches the change-event bus, which logs it and resyncs again later.
+    store.events.on(GATEWAY_LIMITS_CHANGED, () => this.load());
+    store.events.on('resync', () => this.load());
   }
 
   async load(): Promise<void> {

@@ -43,9 +43,11 @@ export class UpstreamRegistry {
     this.#clock = options.clock ?? systemClock;
     store.events.on(GATEWAY_REGISTRY_CHANGED, (event) => {
       const name = typeof event.data.server === 'string' ? event.data.server : undefined;
-      if (name) void this.#reload(name);
+      // Returned, not dropped: a failed reload reaches the change-event bus, which logs it and
+      // schedules a resync (a full reload) instead of leaving this entry stale or rejecting unowned.
+      return name ? this.#reload(name) : undefined;
     });
-    store.events.on('resync', () => void this.load());
+    store.events.on('resync', () => this.load());
   }
 
   /** Called after a server or its tools changed (here or on another replica). */

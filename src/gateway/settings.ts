@@ -54,8 +54,9 @@ export class SettingsStore {
   constructor(store: Store, audit: AuditLog) {
     this.#store = store;
     this.#audit = audit;
-    store.events.on(GATEWAY_SETTINGS_CHANGED, () => void this.load().catch(() => undefined));
-    store.events.on('resync', () => void this.load().catch(() => undefined));
+    // A failed load reaches the change-event bus, which logs it and resyncs again later.
+    store.events.on(GATEWAY_SETTINGS_CHANGED, () => this.load());
+    store.events.on('resync', () => this.load());
   }
 
   get current(): GatewaySettings {

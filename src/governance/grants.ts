@@ -97,9 +97,9 @@ export class GrantService {
         const before = [...this.#held.keys()];
         this.#loaded = false;
         this.#complete = undefined;
-        void this.#loadAll()
-          .then(() => this.#notify(new Set([...before, ...this.#held.keys()])))
-          .catch(() => undefined);
+        // Until this succeeds, lookups load again on use (`#loaded` is false); a failure reaches the
+        // change-event bus, which logs it and resyncs again later.
+        return this.#loadAll().then(() => this.#notify(new Set([...before, ...this.#held.keys()])));
       }),
     );
     await this.#loadAll();

@@ -86,10 +86,8 @@ export class SodService {
   }
 
   async start(): Promise<void> {
-    const reload = () => {
-      this.#loading = this.#load();
-      void this.#loading.catch(() => undefined);
-    };
+    // Returned: a failed load reaches the change-event bus, which logs it and resyncs again later.
+    const reload = () => (this.#loading = this.#load());
     const offs = [this.#store.events.on(SOD_CHANGED, reload), this.#store.events.on('resync', reload)];
     this.#off = () => offs.forEach((off) => off());
     this.#loading = this.#load();

@@ -59,6 +59,6 @@ export class Scheduler {
 
   async stop(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
-    for (const job of this.#jobs) await releaseLease(this.#store, `job:${job.name}`, this.#holder).catch(() => undefined);
+    for (const job of this.#jobs) await releaseLease(this.#store, `job:${job.name}`, this.#holder).catch((error: unknown) => this.#logger.warn({ err: error, job: job.name }, 'releasing a job lease failed; it expires on its own'));
   }
 }

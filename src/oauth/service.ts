@@ -4,7 +4,7 @@ import type Provider from 'oidc-provider';
 import type { AuditLog } from '../audit/index.ts';
 import type { Config } from '../core/config.ts';
 import type { IdentityService } from '../identity/index.ts';
-import type { Store } from '../store/index.ts';
+import type { Store, StoreLogger } from '../store/index.ts';
 import { createAdapterFactory, CLIENT_CHANGED, pruneExpiredPayloads } from './adapter.ts';
 import { ClientService, TOKEN_EXCHANGE } from './clients.ts';
 import { MandateError } from '../core/errors.ts';
@@ -33,6 +33,8 @@ export interface OAuthServiceDependencies {
   audit: AuditLog;
   identity: IdentityService;
   oauth?: Partial<Record<keyof OAuthConfig, unknown>>;
+  /** Where background failures (pruning, issuance records) are reported; silent if absent. */
+  logger?: StoreLogger | undefined;
 }
 
 /** Extra grant types registered by other modules of this folder (token exchange, federation). */
@@ -125,7 +127,7 @@ export class OAuthService {
     await this.revocations.load();
     this.#caCertificate = await this.ca.rootCertificate();
     // Expired artifacts, replay entries and revocations are pruned every 10 minutes (idempotent on every replica).
-    this.#pruneTimer = setInterval(() => void this.prune().catch(() => undefined), 600_000);
+    this.#pruneTimer = setInterval(() => void this.prune().catch((error: unknown) => this.#deps.logger?.warn({ err: error }, 'oauth: pruning expired artifacts failed; retried in 10 minutes')), 600_000);
     this.#pruneTimer.unref();
     this.#unsubscribe.push(
       this.revocations.subscribe(),
@@ -138,7 +140,8 @@ export class OAuthService {
       store.events.on(KEYS_CHANGED, () => {
         this.#provider = undefined;
         this.#signer = undefined;
-        void this.keys.reload().catch(() => undefined);
+        // A failed reload reaches the change-event bus, which logs it and resyncs again later.
+        return this.keys.reload();
       }),
     );
   }
@@ -201,7 +204,7 @@ export class OAuthService {
             // Issuance is a decision: recorded, group-committed off the response path.
             void audit
               .append({ actor: clientId ? `client:${clientId}` : 'anonymous', action: 'token.issue', target: clientId ?? null, outcome: 'success', details: { grantType, resource: ctx?.oidc?.params?.resource ?? null, scope: ctx?.oidc?.params?.scope ?? null } })
-              .catch(() => undefined);
+              .catch((error: unknown) => this.#deps.logger?.error({ err: error }, 'oauth: recording a token issuance in the audit chain failed'));
           } else {
             void audit
               .append({
@@ -211,7 +214,7 @@ export class OAuthService {
                 outcome: 'deny',
                 details: { grantType: typeof grantType === 'string' ? grantType.slice(0, 200) : null, error: (error as { error?: string })?.error ?? 'server_error', reason: ((error as { error_description?: string })?.error_description ?? error?.message ?? '').slice(0, 500) },
               })
-              .catch(() => undefined);
+              .catch((error: unknown) => this.#deps.logger?.error({ err: error }, 'oauth: recording a token issuance in the audit chain failed'));
           }
         },
       },

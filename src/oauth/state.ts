@@ -1,3 +1,4 @@
+import { storeUnavailable } from '../core/errors.ts';
 import type { Store } from '../store/index.ts';
 import type { IdentityRecord, IdentityState } from './verifier.ts';
 
@@ -12,6 +13,8 @@ const HUMAN_CHANGED = 'human.changed';
 export class RevocationList {
   readonly #store: Store;
   #revoked = new Map<string, number>();
+  /** Revocations may have been missed (a resync whose reload has not succeeded yet): check nothing. */
+  #stale = false;
 
   constructor(store: Store) {
     this.#store = store;
@@ -20,6 +23,7 @@ export class RevocationList {
   async load(): Promise<void> {
     const rows = await this.#store.db.selectFrom('oauth_revocations').select(['jti', 'expires_at']).where('expires_at', '>', new Date().toISOString()).execute();
     this.#revoked = new Map(rows.map((r) => [r.jti, Date.parse(r.expires_at)]));
+    this.#stale = false;
   }
 
   subscribe(): () => void {
@@ -28,12 +32,20 @@ export class RevocationList {
         const { jti, expiresAt } = event.data as { jti?: string; expiresAt?: string };
         if (typeof jti === 'string') this.#revoked.set(jti, Date.parse(expiresAt ?? '') || Date.now() + 86_400_000);
       }),
-      this.#store.events.on('resync', () => void this.load().catch(() => undefined)),
+      // Stale until the reload succeeds: a token revoked on another replica while this one was not
+      // listening must not pass meanwhile. A failed reload reaches the change-event bus, which logs it
+      // and resyncs again later.
+      this.#store.events.on('resync', () => {
+        this.#stale = true;
+        return this.load();
+      }),
     ];
     return () => offs.forEach((off) => off());
   }
 
   isRevoked(jti: string): boolean {
+    // Fails closed: the verifier answers 503 (the token could not be checked), never "not revoked".
+    if (this.#stale) throw storeUnavailable();
     return this.#revoked.has(jti);
   }
 

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/index.ts';
 import { canonicalJson } from '../core/canonical-json.ts';
 import { sha256Hex } from '../core/crypto.ts';
-import { MandateError } from '../core/errors.ts';
+import { MandateError, storeUnavailable } from '../core/errors.ts';
 import { HUMAN_CHANGED, IDENTITY_CHANGED } from '../identity/index.ts';
 import type {
   EntityStore} from '../policy/index.ts';
@@ -86,6 +86,8 @@ export class PdpService {
   #set: CompiledPolicySet = compilePolicySet('');
   #version = 0;
   #mode: PolicyMode = 'enforce';
+  /** A reload failed and no resync has succeeded since: decisions are refused (see `decide`). */
+  #stale = false;
   #entities: EntityStore = createEntityStore([]);
   readonly #sources: EntitySource[] = [];
   readonly #sourceUids = new Map<string, Uid[]>();
@@ -123,12 +125,19 @@ export class PdpService {
     await this.#reloadAllEntities();
     const on = this.#store.events.on.bind(this.#store.events);
     // Handlers return their promise: the replica that made a change answers only once its own
-    // decisions reflect it (other replicas follow within milliseconds).
+    // decisions reflect it (other replicas follow within milliseconds). A failure is logged and still
+    // rejects, so the change-event bus schedules a resync: the projection is rebuilt once the store
+    // answers again rather than left as it was.
     on(POLICY_ACTIVATED, () => this.#loadActivePolicy().catch((e) => this.#fail('policy reload', e)));
     on(ENTITIES_IMPORTED, () => this.#reloadImported().catch((e) => this.#fail('entity reload', e)));
     on(IDENTITY_CHANGED, (event) => this.#refreshIdentities([String(event.data.id)]).catch((e) => this.#fail('identity projection', e)));
     on(HUMAN_CHANGED, (event) => this.#refreshHuman(String(event.data.id)).catch((e) => this.#fail('human projection', e)));
-    on('resync', () => Promise.all([this.#loadActivePolicy(), this.#reloadAllEntities()]).then(() => undefined, (e) => this.#fail('resync', e)));
+    on('resync', () =>
+      Promise.all([this.#loadActivePolicy(), this.#reloadAllEntities()]).then(
+        () => void (this.#stale = false),
+        (e) => this.#fail('resync', e),
+      ),
+    );
   }
 
   /** Adds entities owned by another domain; loaded now and on each of its topics. */
@@ -154,6 +163,9 @@ export class PdpService {
   // ---- decisions ------------------------------------------------------------------------------------
 
   decide(request: AuthorizationRequest, options: DecideOptions = {}): DecisionResult {
+    // A projection that failed to follow a change (the store was away) may allow what it no longer
+    // should: no decision until a resync has rebuilt everything.
+    if (this.#stale) throw storeUnavailable();
     const entities = options.overrides && options.overrides.length > 0 ? this.#entities.overlay(options.overrides, 'merge') : this.#entities;
     const decision = authorize(this.#set, entities, request, { explain: options.explain ?? false });
     return {
@@ -322,7 +334,8 @@ export class PdpService {
     } catch (error) {
       // A stored version that no longer compiles must not leave the previous one in force: deny all.
       this.#install(compilePolicySet(''), row.version, 'enforce');
-      this.#fail(`policy version ${row.version} does not compile; denying everything`, error);
+      // Logged, not thrown: denying everything is this version's state, not a reload to retry.
+      this.#logger.error({ err: error }, `pdp: policy version ${row.version} does not compile; denying everything`);
     }
   }
 
@@ -418,8 +431,11 @@ export class PdpService {
     return entities.map((entity) => this.#decorators.reduce((e, decorate) => decorate(e), entity));
   }
 
-  #fail(what: string, error: unknown): void {
-    this.#logger.error({ err: error }, `pdp: ${what} failed`);
+  /** Logs a failed reload, marks the projection stale and rethrows, for the change-event bus to retry (see `init`). */
+  #fail(what: string, error: unknown): never {
+    this.#stale = true;
+    this.#logger.error({ err: error }, `pdp: ${what} failed; deciding nothing until a resync succeeds`);
+    throw error;
   }
 }
 

@@ -70,7 +70,7 @@ export async function startServer(config: Config, services?: Services): Promise<
   const honoListener = getRequestListener((request: Request, env: unknown) => (routing.handler ? routing.handler(request, env) : new Response('starting', { status: 503 })), { hostname: config.host });
   const server = httpListener(config, 'main', () => routing.logger, (req, res) => {
     if (routing.mcp?.(req, res)) return;
-    void honoListener(req, res);
+    void honoListener(req, res).catch((error: unknown) => failedRequest(routing.logger, res, error));
   });
   const url = await listen(server, config.port, config.host);
   // The admin API on a listener of its own (app.ts keeps each listener to its own paths).
@@ -79,7 +79,7 @@ export async function startServer(config: Config, services?: Services): Promise<
       ? undefined
       : httpListener(config, 'admin', () => routing.logger, (req, res) => {
           markAdminRequest(req);
-          void honoListener(req, res);
+          void honoListener(req, res).catch((error: unknown) => failedRequest(routing.logger, res, error));
         });
   let adminUrl = url;
   try {
@@ -113,4 +113,10 @@ export async function startServer(config: Config, services?: Services): Promise<
       await ready.close();
     },
   };
+}
+
+/** hono's listener answers errors itself; should it still reject, the request is logged and its connection ended. */
+function failedRequest(logger: Logger | undefined, res: ServerResponse, error: unknown): void {
+  logger?.error({ err: error }, 'request failed outside the application');
+  res.destroy();
 }

@@ -60,7 +60,7 @@ export async function createServices(config: Config, logger = createLogger(confi
     const audit = new AuditLog(store, keys, { checkpointEvery: config.auditCheckpointEvery });
     await audit.init();
     const identity = new IdentityService(store, audit, { inactivityDays: config.inactivityDays });
-    const oauth = new OAuthService({ config, store, audit, identity });
+    const oauth = new OAuthService({ config, store, audit, identity, logger });
     await oauth.init();
     cleanups.push(() => oauth.close());
     const pdp = new PdpService(store, audit, logger);
