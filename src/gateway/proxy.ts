@@ -1,6 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
-import { MandateError } from '../core/errors.ts';
+import { MandateError, retryAfterSeconds } from '../core/errors.ts';
 import { isTokenError, wwwAuthenticate, protectedResourceMetadataUrl } from '../oauth/index.ts';
 import type { AgentDirectory } from './agents.ts';
 import type { ApprovalService } from './approvals.ts';
@@ -712,6 +712,8 @@ export class GatewayProxy {
       'www-authenticate': wwwAuthenticate(error, { scheme, resourceMetadataUrl: protectedResourceMetadataUrl(resource), ...(error.code === 'TOKEN_SCOPE_INSUFFICIENT' && { scope: (server.settings.requiredScopes ?? []).join(' ') }) }),
     };
     if (error.dpopNonce) headers['dpop-nonce'] = error.dpopNonce;
+    const retryAfter = retryAfterSeconds(error);
+    if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
     return new Response(JSON.stringify(problemBody(error)), { status: error.status, headers });
   }
 }
@@ -776,5 +778,6 @@ function problemBody(error: MandateError): Record<string, unknown> {
 }
 
 export function problemResponse(error: MandateError): Response {
-  return new Response(JSON.stringify(problemBody(error)), { status: error.status, headers: { 'content-type': 'application/problem+json' } });
+  const retryAfter = retryAfterSeconds(error);
+  return new Response(JSON.stringify(problemBody(error)), { status: error.status, headers: { 'content-type': 'application/problem+json', ...(retryAfter !== undefined && { 'retry-after': String(retryAfter) }) } });
 }

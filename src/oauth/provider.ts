@@ -2,6 +2,8 @@ import { createHmac, hkdfSync, X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import Provider, { errors as oidcErrors } from 'oidc-provider';
 import { constantTimeEqual } from '../core/crypto.ts';
+import { STORE_RETRY_AFTER_SECONDS } from '../core/errors.ts';
+import { isStoreUnreachable } from '../store/index.ts';
 import type { OAuthConfig } from './config.ts';
 import { DELEGATIONS_SCOPE, hashClientSecret } from './clients.ts';
 import { lookup } from 'node:dns/promises';
@@ -268,7 +270,17 @@ export function buildProvider(deps: ProviderDependencies, devMode: boolean): Pro
   for (const grant of deps.grants) provider.registerGrantType(grant.name, (ctx) => grant.handler(provider, ctx), grant.params, ['resource']);
   provider.on('grant.success', (ctx) => deps.onEvent('grant.success', ctx));
   provider.on('grant.error', (ctx, error) => deps.onEvent('grant.error', ctx, error));
-  provider.on('server_error', (ctx, error) => deps.onEvent('server_error', ctx, error));
+  provider.on('server_error', (ctx, error) => {
+    // oidc-provider renders every unexpected failure as a 500 server_error. The store being away is
+    // not a bug and passes by itself: a 503 the client may retry (RFC 6749's temporarily_unavailable).
+    // The event fires after the error is rendered and before the answer is sent, so it can be amended.
+    if (isStoreUnreachable(error)) {
+      ctx.status = 503;
+      ctx.set('Retry-After', String(STORE_RETRY_AFTER_SECONDS));
+      if (typeof ctx.body === 'object' && ctx.body !== null) ctx.body = { error: 'temporarily_unavailable', error_description: 'the database is unreachable; retry shortly' };
+    }
+    deps.onEvent('server_error', ctx, error);
+  });
   return provider;
 }
 

@@ -39,7 +39,9 @@ export function createApp(services: Services): MandateApp {
 
   app.onError((error, c) => {
     const coded = toMandateError(error);
-    if (coded.status >= 500) services.logger.error({ err: error, path: c.req.path }, 'request failed');
+    // The store being away is logged by the store itself; each refused request is only a warning.
+    if (coded.code === 'STORE_UNAVAILABLE') services.logger.warn({ err: error, path: c.req.path }, 'request refused: the store is unreachable');
+    else if (coded.status >= 500) services.logger.error({ err: error, path: c.req.path }, 'request failed');
     // A client error that was not raised as a MandateError (a schema parsed outside validation.ts) is
     // answered as one, and logged so the route can be fixed.
     else if (!(error instanceof MandateError)) services.logger.warn({ err: error, path: c.req.path, code: coded.code }, 'request refused by an uncoded error');

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { CoalescedWriter } from '../core/coalesced-writer.ts';
-import { MandateError } from '../core/errors.ts';
+import { MandateError, storeUnavailable } from '../core/errors.ts';
+import { isStoreUnreachable } from '../store/index.ts';
 import { problemResponse, STALLED_READER_MS, StreamedAnswer, type GatewayProxy, type ProxyAnswer, type ProxyRequest } from '../gateway/index.ts';
 
 /**
@@ -54,6 +55,9 @@ async function serve(req: IncomingMessage, res: ServerResponse, segment: string,
       // An unread body stays behind: end the connection rather than parse it as the next request.
       if (error.code === 'REQUEST_TOO_LARGE') problem.headers.set('connection', 'close');
       response = problem;
+    } else if (isStoreUnreachable(error)) {
+      deps.logger.warn({ err: error, path: '/mcp' }, 'request failed: the store is unreachable');
+      response = problemResponse(storeUnavailable(error));
     } else {
       deps.logger.error({ err: error, path: '/mcp' }, 'request failed');
       response = problemResponse(new MandateError('INTERNAL', 'internal error', 500));

@@ -1,16 +1,20 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
-import { MandateError, problemDetails } from '../core/errors.ts';
+import { MandateError, problemDetails, retryAfterSeconds } from '../core/errors.ts';
+import { asStoreError } from '../store/index.ts';
 
 /**
  * RFC 9457 problem details. `type` is a stable URI per code so clients may dereference it; `code`
  * (an extension member, §3.2) is what callers branch on.
  */
 export function problem(c: Context, error: MandateError): Response {
-  return c.body(JSON.stringify(problemDetails(error)), error.status as 400, { 'content-type': 'application/problem+json' });
+  const retryAfter = retryAfterSeconds(error);
+  return c.body(JSON.stringify(problemDetails(error)), error.status as 400, { 'content-type': 'application/problem+json', ...(retryAfter !== undefined && { 'retry-after': String(retryAfter) }) });
 }
 
-export function toMandateError(error: unknown): MandateError {
+export function toMandateError(cause: unknown): MandateError {
+  // Store errors that did not pass through the store's own mapping (a raw driver error) are 503s too.
+  const error = asStoreError(cause);
   if (error instanceof MandateError) return error;
   // A schema that rejects request data (a path parameter, a header) is the client's fault wherever it
   // was parsed: routes should use src/server/validation.ts, but one that does not must not answer 500.
