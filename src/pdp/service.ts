@@ -88,6 +88,8 @@ export class PdpService {
   #mode: PolicyMode = 'enforce';
   /** A reload failed and no resync has succeeded since: decisions are refused (see `decide`). */
   #stale = false;
+  /** Counts failed reloads: a resync clears `#stale` only if none failed since it started. */
+  #failures = 0;
   #entities: EntityStore = createEntityStore([]);
   readonly #sources: EntitySource[] = [];
   readonly #sourceUids = new Map<string, Uid[]>();
@@ -132,12 +134,17 @@ export class PdpService {
     on(ENTITIES_IMPORTED, () => this.#reloadImported().catch((e) => this.#fail('entity reload', e)));
     on(IDENTITY_CHANGED, (event) => this.#refreshIdentities([String(event.data.id)]).catch((e) => this.#fail('identity projection', e)));
     on(HUMAN_CHANGED, (event) => this.#refreshHuman(String(event.data.id)).catch((e) => this.#fail('human projection', e)));
-    on('resync', () =>
-      Promise.all([this.#loadActivePolicy(), this.#reloadAllEntities()]).then(
-        () => void (this.#stale = false),
+    on('resync', () => {
+      // Resyncs overlap (the bus's retry, the LISTEN connection coming back): one that started before
+      // a failure says nothing about what that failure missed.
+      const failures = this.#failures;
+      return Promise.all([this.#loadActivePolicy(), this.#reloadAllEntities()]).then(
+        () => {
+          if (this.#failures === failures) this.#stale = false;
+        },
         (e) => this.#fail('resync', e),
-      ),
-    );
+      );
+    });
   }
 
   /** Adds entities owned by another domain; loaded now and on each of its topics. */
@@ -434,6 +441,7 @@ export class PdpService {
   /** Logs a failed reload, marks the projection stale and rethrows, for the change-event bus to retry (see `init`). */
   #fail(what: string, error: unknown): never {
     this.#stale = true;
+    this.#failures++;
     this.#logger.error({ err: error }, `pdp: ${what} failed; deciding nothing until a resync succeeds`);
     throw error;
   }

@@ -19,10 +19,11 @@ export interface ChangeEvent {
  */
 export type ChangeHandler = (event: ChangeEvent) => void | Promise<void>;
 
-// After a failing subscriber, `resync` is delivered again after these delays (doubling, capped), until
+// After a failing subscriber, `resync` is delivered again after these delays (doubling, capped at 2 s so
+// caches are current within seconds of the database's return), until
 // one delivery succeeds everywhere: a cache that could not reload during an outage reloads after it.
 const RETRY_FIRST_MS = 250;
-const RETRY_MAX_MS = 4_000;
+const RETRY_MAX_MS = 2_000;
 
 export class ChangeEvents {
   readonly #emitter = new EventEmitter();
