@@ -22,6 +22,15 @@ describe('an embedded store locked by someone else', () => {
     expect(refused.headers.get('retry-after')).toBe('5');
     expect(refused.headers.get('content-type')).toBe('application/problem+json');
     expect(await refused.json()).toMatchObject({ code: 'STORE_UNAVAILABLE', status: 503 });
+    // SCIM answers in its own error format (RFC 7644 §3.12), with the same status and Retry-After.
+    const scim = await fetch(`${server().url}/scim/v2/Users`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server().services.config.scimToken!}`, 'content-type': 'application/scim+json' },
+      body: JSON.stringify({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'scim-locked@example.com', emails: [{ value: 'scim-locked@example.com', primary: true }] }),
+    });
+    expect(scim.status).toBe(503);
+    expect(scim.headers.get('retry-after')).toBe('5');
+    expect(await scim.json()).toMatchObject({ status: '503', code: 'STORE_UNAVAILABLE' });
     other.exec('ROLLBACK');
     expect((await create('unlocked@example.com')).status).toBe(201);
   }, 20_000);

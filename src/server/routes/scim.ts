@@ -1,7 +1,7 @@
 import { inspectJson } from '../../core/json-text.ts';
 import { Hono, type Context } from 'hono';
 import { constantTimeEqual } from '../../core/crypto.ts';
-import type { MandateError } from '../../core/errors.ts';
+import { retryAfterSeconds, type MandateError } from '../../core/errors.ts';
 import { ERROR_SCHEMA, LIST_RESPONSE_SCHEMA, resourceTypeDocuments, SCIM_CONTENT_TYPE, schemaDocuments, scimError, ScimService, serviceProviderConfig } from '../../identity/scim/index.ts';
 import { approverGroupUses } from '../../governance/approver-groups.ts';
 import type { AppEnv } from '../app-env.ts';
@@ -26,7 +26,8 @@ export function scimErrorResponse(c: Context, error: MandateError): Response {
   const given = typeof error.details?.scimType === 'string' ? error.details.scimType : undefined;
   const scimType = given ?? (status === 409 ? 'uniqueness' : status === 400 ? 'invalidValue' : undefined);
   const body = { schemas: [ERROR_SCHEMA], status: String(status), ...(scimType && { scimType }), detail: error.message, code: error.code };
-  return c.body(JSON.stringify(body), status as 400, { 'content-type': SCIM_CONTENT_TYPE });
+  const retryAfter = retryAfterSeconds(error);
+  return c.body(JSON.stringify(body), status as 400, { 'content-type': SCIM_CONTENT_TYPE, ...(retryAfter !== undefined && { 'retry-after': String(retryAfter) }) });
 }
 
 function send(c: Context, body: Record<string, unknown>, status: 200 | 201 = 200): Response {
