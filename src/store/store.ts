@@ -157,8 +157,9 @@ export class Store {
     // or during a query, and an 'error' without a listener ends the process.
     client.on('error', (err) => {
       // Only the live connection's first error starts a reconnection: a client that never became live
-      // is handled by the failed attempt below, and one error must not start two reconnection loops.
-      if (this.#listener !== client) return;
+      // is handled by the failed attempt below, one error must not start two reconnection loops, and a
+      // closed store has nobody left to tell.
+      if (this.#listener !== client || this.#closed) return;
       this.#listener = undefined;
       this.#logger.warn({ err }, 'store: the change-event connection broke; caches are dropped and it reconnects');
       client.end().catch((error: unknown) => this.#logger.warn({ err: error }, 'store: closing the broken change-event connection failed'));
