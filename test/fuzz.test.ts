@@ -4,7 +4,7 @@
  * format, and the audit chain verifies. `MANDATE_FUZZ_RUNS` sets the size (`npm run fuzz`: 100,000
  * over both stores); the suite runs a size that fits CI.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { verifyStoredChain } from '../src/audit/index.ts';
 import { BACKENDS } from './support/backends.ts';
@@ -52,6 +52,10 @@ describe.each(BACKENDS)('route fuzzer on %s', (backend) => {
     // the list of what broke. Under CI the seed is fixed (test/support/fast-check-seed.ts).
     const failures = new Map<string, string>();
     const seen = new Map<string, number>();
+    // The server logs through pino (silent here): anything on console.error is a library complaining
+    // about something Mandate did (a second answer written on a sent response, say).
+    const complaints: unknown[][] = [];
+    const consoleError = vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void complaints.push(args));
     await fc.assert(
       fc.asyncProperty(fuzzRequests(ctx), async (request) => {
         seen.set(request.family, (seen.get(request.family) ?? 0) + 1);
@@ -66,7 +70,9 @@ describe.each(BACKENDS)('route fuzzer on %s', (backend) => {
       }),
       { numRuns: perBackend },
     );
+    consoleError.mockRestore();
     expect([...failures.values()]).toEqual([]);
+    expect(complaints.map((args) => args.map(String).join(' ').slice(0, 300))).toEqual([]);
     expect([...seen.keys()].sort()).toEqual(['admin', 'authzen', 'documents', 'mcp', 'oauth', 'scim']);
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     await server.services.audit.flush();

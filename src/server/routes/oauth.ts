@@ -72,8 +72,12 @@ function oauthError(c: Context, status: 400 | 401, error: string, description: s
 export function registerOAuthRoutes(app: Hono<AppEnv>, api: Hono<AppEnv>, docs: OpenApiRegistry, services: Services): void {
   const { oauth } = services;
   const forward = async (c: Context, bodyRead: boolean) => {
+    // Hono answers HEAD by running the GET handler and copying its Response without the body, which
+    // turns "already sent" into a second answer on a response oidc-provider has written (found by the
+    // route fuzzer). The provider's endpoints have no use for HEAD.
+    if (c.req.method === 'HEAD') throw new MandateError('METHOD_NOT_ALLOWED', 'the authorization server does not answer HEAD; use GET or POST', 405);
     const { incoming, outgoing } = nodeOf(c);
-    if (!bodyRead && c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+    if (!bodyRead && c.req.method !== 'GET') {
       // Read the body through Hono (the Node stream may already be wrapped by the adapter) and hand it
       // to oidc-provider as a parsed buffer, so no await before the hand-over can lose it.
       const body = Buffer.from(await c.req.arrayBuffer());
