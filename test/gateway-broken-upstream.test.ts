@@ -59,8 +59,10 @@ const call = (message: string) =>
 async function auditedResult(id: string): Promise<Record<string, unknown> | undefined> {
   await server.services.gateway.flushAudit();
   const { items } = await server.services.audit.list(0, 10_000);
-  const record = items.find((r) => r.action === 'mcp.tools/call' && (r.details.args as { message?: string } | undefined)?.message === id);
-  return record?.details;
+  const decision = items.find((r) => r.action === 'mcp.tools/call' && (r.details.args as { message?: string } | undefined)?.message === id);
+  // What became of the call is its outcome record, linked to the decision by its seq.
+  const outcome = items.find((r) => r.action === 'mcp.tools/call.result' && r.details.decision === decision?.seq);
+  return outcome && { ...outcome.details, result: outcome.outcome };
 }
 
 describe('a misbehaving upstream', () => {

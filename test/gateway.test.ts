@@ -381,8 +381,12 @@ describe('MCP gateway end to end', () => {
     const rows = (page.items as { action: string; outcome: string; details: Record<string, unknown> }[]).filter((r) => r.action === 'mcp.tools/call' && (r.details.args as { message?: string } | undefined)?.message === 'audited');
     expect(rows).toHaveLength(1);
     expect(rows[0]!.outcome).toBe('allow');
-    expect(rows[0]!.details).toMatchObject({ agent: agentId, owner: ownerId, server: 'demo', args: { message: 'audited', password: '[redacted]' }, policies: ['policy0'], result: 'ok', upstreamStatus: 200 });
+    expect(rows[0]!.details).toMatchObject({ agent: agentId, owner: ownerId, server: 'demo', args: { message: 'audited', password: '[redacted]' }, policies: ['policy0'] });
     expect(rows[0]!.details.argsDigest).toMatch(/^[0-9a-f]{64}$/);
+    // What the upstream answered is a second record, linked to the decision by its seq.
+    const decision = rows[0] as unknown as { seq: number; details: Record<string, unknown> };
+    const outcome = (page.items as { action: string; outcome: string; details: Record<string, unknown> }[]).find((r) => r.action === 'mcp.tools/call.result' && r.details.decision === decision.seq);
+    expect(outcome).toMatchObject({ outcome: 'ok', details: { upstreamStatus: 200, argsDigest: decision.details.argsDigest } });
     expect(JSON.stringify(page.items)).not.toContain('hunter2');
   });
 

@@ -116,6 +116,8 @@ interface Pending {
   action?: McpAction;
   target?: string;
   record?: Omit<CallRecord, 'latencyMs'>;
+  /** Where the durable decision record of `record` is in the chain, once written (its outcome links to it). */
+  decisionSeq?: number;
   labels?: string[];
   /** Sees the upstream's answer to this request (the gateway learns the negotiated protocol version from `initialize`'s). */
   onAnswer?: (message: RpcMessage) => void;
@@ -238,7 +240,7 @@ export class GatewayProxy {
     if (!d.auditor.healthy) {
       // Recording the refusal is also the probe: the first append that succeeds makes the gateway healthy again.
       d.auditor.record({ caller, ownerId: agent.ownerId, server: serverName, sessionId: session.id, method: messages.find(isRequest)?.method ?? 'message', target: null, decision: 'deny', reason: 'audit_unavailable', latencyMs: performance.now() - started });
-      return rpcResponse(503, rpcError(messages.find(isRequest)?.id, RPC_UPSTREAM, 'the audit log is unavailable: calls are refused until it recovers'));
+      return rpcResponse(503, rpcError(messages.find(isRequest)?.id, RPC_UPSTREAM, 'the audit log is unavailable: calls are refused until it recovers', { code: 'STORE_UNAVAILABLE' }));
     }
 
     // A batch only where the negotiated protocol has them, without initialize, and with distinct ids (the
@@ -516,6 +518,8 @@ export class GatewayProxy {
   /** Sends the (rewritten) request upstream and streams the answer back, inspecting what it must. */
   async #forward(request: ProxyRequest, session: GatewaySession, body: string | undefined, pending: Pending[], started: number): Promise<ProxyAnswer> {
     const d = this.#d;
+    const refused = await this.#recordDecisions(pending, session, started);
+    if (refused) return refused;
     const server = d.registry.server(session.server);
     const headers: Record<string, string> = {};
     for (const name of FORWARDED_REQUEST_HEADERS) {
@@ -574,8 +578,8 @@ export class GatewayProxy {
     /** Requests of this POST not answered yet: if the stream breaks, each still gets an error response. */
     const unanswered = new Set(pending.map((p) => p.id));
     const finish = (p: Pending, result: 'ok' | 'error' | 'incomplete') => {
-      if (!p.record) return;
-      d.auditor.record({ ...p.record, latencyMs: performance.now() - started, upstreamStatus: upstream.status, result });
+      if (!p.record || p.decisionSeq === undefined) return;
+      d.auditor.outcome(p.record, p.decisionSeq, { latencyMs: performance.now() - started, upstreamStatus: upstream.status, result });
       watched.delete(p.id);
     };
     const inspect = (message: RpcMessage): RpcMessage | undefined => {
@@ -689,9 +693,36 @@ export class GatewayProxy {
     return new StdioBridge(server.command!, server.args, await this.#d.registry.stdioEnv(server));
   }
 
+  /**
+   * Makes the decision record of every decided call in `pending` durable before anything is forwarded
+   * (all of them in one group commit, shared with concurrent calls). A crash after this loses at most the
+   * outcome records; a call whose decision cannot be written is not forwarded: the answer is a 503 with
+   * a JSON-RPC error per request (fail closed). Also refuses when the session closed meanwhile.
+   */
+  async #recordDecisions(pending: Pending[], session: GatewaySession, started: number): Promise<Response | undefined> {
+    const decided = pending.filter((p) => p.record);
+    if (decided.length === 0) return undefined;
+    const d = this.#d;
+    const latencyMs = performance.now() - started;
+    const written = await Promise.allSettled(decided.map(async (p) => (p.decisionSeq = await d.auditor.decided({ ...p.record!, latencyMs }))));
+    if (written.some((w) => w.status === 'rejected')) {
+      // Some records of a batch may have been written: their calls were not forwarded either, so say so.
+      for (const p of decided) {
+        if (p.decisionSeq !== undefined) d.auditor.outcome(p.record!, p.decisionSeq, { latencyMs: performance.now() - started, result: 'incomplete', reason: 'audit_unavailable' });
+      }
+      const errors = pending.map((p) => rpcError(p.id, RPC_UPSTREAM, 'the audit log is unavailable: the call was not forwarded', { code: 'STORE_UNAVAILABLE' }));
+      const response = rpcResponse(503, errors.length === 1 ? errors[0]! : errors);
+      if (!session.closed) response.headers.set('mcp-session-id', session.id);
+      return response;
+    }
+    // The kill switch may have closed the session while the records were being written.
+    if (session.signal.aborted) return this.#upstreamFailure(pending, session, 200, 'the session was closed (agent suspended)', started, RPC_CANCELLED);
+    return undefined;
+  }
+
   #upstreamFailure(pending: Pending[], session: GatewaySession, status: number, text: string, started: number, code = RPC_UPSTREAM): Response {
     for (const p of pending) {
-      if (p.record) this.#d.auditor.record({ ...p.record, latencyMs: performance.now() - started, result: 'incomplete', reason: code === RPC_CANCELLED ? 'kill_switch' : 'upstream_failed' });
+      if (p.record && p.decisionSeq !== undefined) this.#d.auditor.outcome(p.record, p.decisionSeq, { latencyMs: performance.now() - started, result: 'incomplete', reason: code === RPC_CANCELLED ? 'kill_switch' : 'upstream_failed' });
     }
     const requests = pending.length > 0 ? pending : [{ id: null as unknown as RpcId, method: '' }];
     const errors = requests.map((p) => rpcError(p.id, code, text));

@@ -1,11 +1,14 @@
 import type { TestServer } from './server.ts';
 
+/** What agentSession needs of a server: a test server in this process, or one run as a child process. */
+export type GatewayHost = Pick<TestServer, 'api' | 'url'> & { services: { config: { publicUrl: string } } };
+
 /**
  * One agent with an MCP session through the gateway: a human owner, the agent and its client, the
  * upstream registered as `demo`, a policy (`cedar(agentId)`), an access token for `/mcp/demo` and an
  * initialized session. For end-to-end tests that probe the `/mcp` endpoint itself.
  */
-export async function agentSession(server: TestServer, options: { name: string; upstreamUrl: string; cedar: (agentId: string) => string }): Promise<{ agentId: string; accessToken: string; sessionId: string }> {
+export async function agentSession(server: GatewayHost, options: { name: string; upstreamUrl: string; cedar: (agentId: string) => string }): Promise<{ agentId: string; accessToken: string; sessionId: string }> {
   const json = async (method: string, path: string, body?: unknown) => {
     const response = await server.api(method, path, body);
     if (response.status >= 300) throw new Error(`${method} ${path} → ${response.status}: ${await response.text()}`);
