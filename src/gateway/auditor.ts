@@ -79,6 +79,9 @@ export class GatewayAuditor {
    * when it cannot be written: the caller must then not forward the call.
    */
   async decided(r: CallRecord): Promise<number> {
+    // Records waiting for their window (earlier calls' outcomes) ride along in this group commit
+    // instead of costing a commit of their own that this call's record could queue behind.
+    if (this.#queue.length > 0) void this.flush();
     try {
       const { seq } = await this.#audit.append(callInput(r));
       this.#failing = false;
