@@ -96,6 +96,18 @@ describe.each(BACKENDS)('audit chain on %s', (backend) => {
     }
   });
 
+  it('appends made in the same turn share one group commit (a gateway call waits for one commit, not two)', async () => {
+    let commits = 0;
+    const off = audit.onAppended(() => (commits += 1));
+    try {
+      await Promise.all([audit.append({ actor: 'test', action: 'turn.1', outcome: 'success' }), audit.append({ actor: 'test', action: 'turn.2', outcome: 'success' })]);
+      expect(commits).toBe(1);
+    } finally {
+      off();
+      await backTo70();
+    }
+  });
+
   it('writes nothing of a batch that cannot be completed (a checkpoint due without a key)', async () => {
     const uninitialised = new AuditLog(store, new KeyRing(store, masterKey), { checkpointEvery: 1 });
     await expect(uninitialised.append({ actor: 'test', action: 'needs.checkpoint', outcome: 'success' })).rejects.toThrow(/init/);

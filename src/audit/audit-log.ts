@@ -99,7 +99,9 @@ export class AuditLog {
   append(input: AuditInput): Promise<AppendedEvent> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ entry: chainEntry(input), resolve, reject });
-      this.#flushing ??= this.#drain();
+      // The commit starts a microtask later, not now: appends made in the same turn (a gateway call's
+      // decision and the outcome records handed over just before it) then share one commit.
+      this.#flushing ??= Promise.resolve().then(() => this.#drain());
     });
   }
 
