@@ -3,7 +3,8 @@
  * directly in the same run (a minimal MCP server on node:http, or the demo server on the reference SDK;
  * Streamable HTTP, tools/call answered as SSE). The gateway verifies the agent's OAuth token, decides
  * with the active Cedar policy set (agent entity, tool labels, session labels), injects the upstream
- * credential, relays the SSE answer event by event and audits every call. A bare relay (no checks at
+ * credential, relays the SSE answer event by event and audits every call (the decision record durable,
+ * in a group commit shared with concurrent calls, before the upstream is called). A bare relay (no checks at
  * all, node:http in, undici out) is measured too: the floor any second HTTP hop in Node costs here.
  *
  *   npm run bench:gateway
