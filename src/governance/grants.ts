@@ -8,14 +8,14 @@ import { requireGrantablePrincipal, type Principal } from './principals.ts';
 import type { SodService } from './sod.ts';
 import type { Grant, GrantKind, Page } from './types.ts';
 import { toPage } from '../core/page.ts';
-import { advisoryXactLock } from '../store/index.ts';
+import { advisoryXactLock, LOCKS } from '../store/index.ts';
 
 /** Published in a grant's transaction: every replica reloads that principal's entitlements. */
 export const GRANTS_CHANGED = 'grants.changed';
 
 // Arbitrary constant naming the advisory lock that serialises grants to one accountable human's
 // principals (PostgreSQL), so two concurrent grants cannot both pass a separation-of-duties check.
-const LOCK_GRANTS = 7_261_007;
+const LOCK_GRANTS = LOCKS.grants;
 
 interface Held {
   entitlement: string;

@@ -2,11 +2,11 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey
 import { open, seal } from '../core/crypto.ts';
 import { newId } from '../core/ids.ts';
 import type { Store } from '../store/index.ts';
-import { advisoryXactLock } from '../store/index.ts';
+import { advisoryXactLock, LOCKS } from '../store/index.ts';
 
 export const SIGNING_KEY_PURPOSE = 'oauth-signing';
 export const KEYS_CHANGED = 'oauth.keys.changed';
-const LOCK_SIGNING_KEYS = 7_261_040;
+const LOCK_SIGNING_KEYS = LOCKS.signingKeys;
 
 export interface PublishedKey {
   id: string;

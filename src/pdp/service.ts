@@ -19,7 +19,7 @@ import {
   type EntityOverride,
   type TemplateLink,
 } from '../policy/index.ts';
-import { advisoryXactLock, type Store } from '../store/index.ts';
+import { advisoryXactLock, LOCKS, type Store } from '../store/index.ts';
 import { validateAgainstMandateSchema } from './mandate-schema.ts';
 import { projectGroups, projectHumans, projectIdentities, type PrincipalDecorator } from './projection.ts';
 
@@ -66,7 +66,7 @@ export interface DecisionLogEntry {
 export const POLICY_ACTIVATED = 'policy.activated';
 export const ENTITIES_IMPORTED = 'policy.entities.imported';
 /** Serialises entity imports across replicas (a PostgreSQL advisory lock). */
-const LOCK_ENTITY_IMPORTS = 7_261_011;
+const LOCK_ENTITY_IMPORTS = LOCKS.entityImports;
 
 /** Decision requests whose context is larger than this are logged with a digest instead of the context. */
 const MAX_LOGGED_CONTEXT = 8 * 1024;

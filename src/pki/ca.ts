@@ -10,12 +10,12 @@ import { open, seal } from '../core/crypto.ts';
 import { MandateError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import type { Store } from '../store/index.ts';
-import { advisoryXactLock } from '../store/index.ts';
+import { advisoryXactLock, LOCKS } from '../store/index.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 export const CA_KEY_PURPOSE = 'pki-root-ca';
-const LOCK_CA = 7_261_041;
+const LOCK_CA = LOCKS.certificateAuthority;
 const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
 

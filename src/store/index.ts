@@ -1,5 +1,6 @@
 export { tryLease, releaseLease } from './leases.ts';
 export { advisoryXactLock } from './advisory-lock.ts';
+export { LOCKS } from './locks.ts';
 export { Store, LOCK_AUDIT_CHAIN, type Dialect, type StoreOptions, type Tx } from './store.ts';
 export { isStoreUnreachable, asStoreError } from './unavailable.ts';
 export type { StoreLogger } from './pg-pool.ts';

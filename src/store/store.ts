@@ -1,3 +1,4 @@
+import { LOCKS } from './locks.ts';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -33,8 +34,8 @@ export interface Tx {
 }
 
 // Arbitrary constants naming Mandate's advisory locks (pg_advisory_*).
-export const LOCK_MIGRATIONS = 7_261_001;
-export const LOCK_AUDIT_CHAIN = 7_261_002;
+export const LOCK_MIGRATIONS = LOCKS.migrations;
+export const LOCK_AUDIT_CHAIN = LOCKS.auditChain;
 
 // PostgreSQL returns int8 as a string to avoid precision loss; our bigints (audit sequence numbers)
 // stay far below 2^53.
