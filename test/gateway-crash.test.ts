@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BACKENDS, freshDatabase, type Backend, type TestDatabase } from './support/backends.ts';
 import { agentSession, type GatewayHost } from './support/gateway-agent.ts';
 import { startMinimalUpstream } from './support/minimal-upstream.ts';
+import { freePort } from './support/ports.ts';
 
 /**
  * `kill -9` during gateway traffic (hardening finding 4): a call may reach the upstream only once the
@@ -20,14 +20,6 @@ const ADMIN_TOKEN = randomBytes(24).toString('hex');
 const MASTER_KEY = randomBytes(32).toString('base64');
 const KILLS = 3;
 const WORKERS = 24;
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
 
 interface Mandate {
   child: ChildProcess;

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -12,6 +11,7 @@ import { verifyStoredChain } from '../src/audit/index.ts';
 import { Store } from '../src/store/index.ts';
 import { PG_URL } from './support/backends.ts';
 import { startMinimalUpstream } from './support/minimal-upstream.ts';
+import { freePort } from './support/ports.ts';
 
 /**
  * PostgreSQL goes away for 20 s under light load (the database refuses connections and its backends are
@@ -49,14 +49,6 @@ const admin = async <T>(work: (client: pg.Client) => Promise<T>): Promise<T> => 
     await client.end();
   }
 };
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
 
 const api = (method: string, path: string, body?: unknown) =>
   fetch(`${baseUrl}${path}`, { method, headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined && { 'content-type': 'application/json' }) }, ...(body !== undefined && { body: JSON.stringify(body) }) });
