@@ -5,6 +5,8 @@ import { sql } from 'kysely';
 import { constantTimeEqual } from '../core/crypto.ts';
 import { MandateError } from '../core/errors.ts';
 import type { AppEnv } from './app-env.ts';
+import { bearerAuth, type BearerAuthenticator } from './bearer-auth.ts';
+import type { Router } from './define-route.ts';
 import { OpenApiRegistry } from './openapi.ts';
 import { problem, toMandateError } from './problem.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
@@ -19,8 +21,10 @@ import { isScimPath, registerScimRoutes, scimErrorResponse } from './routes/scim
 import { cameThroughAdminListener, isAdminApiPath, isProbePath } from './admin-listener.ts';
 import type { Services } from './services.ts';
 
-/** Resolves a bearer token to an actor, or undefined when it is not one this authenticator knows. */
-export type BearerAuthenticator = (token: string) => Promise<string | undefined> | string | undefined;
+export type { BearerAuthenticator };
+
+/** What the admin API's bearer authentication answers before any route runs. */
+const ADMIN_AUTH_ERRORS = ['AUTH_REQUIRED'];
 
 export interface MandateApp {
   app: Hono<AppEnv>;
@@ -113,29 +117,24 @@ export function createApp(services: Services): MandateApp {
   app.get('/api/v1/openapi.json', (c) => c.json(docs.document(cameThroughAdminListener(c.env) ? new URL(c.req.url).origin : services.config.publicUrl)));
 
   const api = new Hono<AppEnv>();
-  api.use('*', async (c, next) => {
-    const header = c.req.header('authorization') ?? '';
-    const match = /^Bearer ([\x21-\x7e]{1,4096})$/.exec(header);
-    let actor: string | undefined;
-    if (match) {
-      for (const authenticate of adminAuthenticators) {
-        actor = await authenticate(match[1]!);
-        if (actor) break;
-      }
-    }
-    if (!actor) {
-      c.header('WWW-Authenticate', 'Bearer realm="mandate"');
-      throw new MandateError('AUTH_REQUIRED', 'a valid bearer token is required', 401);
-    }
-    c.set('actor', actor);
-    await next();
-  });
-  registerIdentityRoutes(api, docs, services);
-  registerAuditRoutes(api, docs, services);
-  registerGovernanceRoutes(api, docs, services);
-  registerOAuthRoutes(app, api, docs, services);
-  registerPolicyRoutes(api, docs, services);
-  registerGatewayRoutes(api, docs, services);
+  api.use(
+    '*',
+    bearerAuth({
+      authenticators: adminAuthenticators,
+      schemeCaseInsensitive: false,
+      refuse: (c) => {
+        c.header('WWW-Authenticate', 'Bearer realm="mandate"');
+        return new MandateError('AUTH_REQUIRED', 'a valid bearer token is required', 401);
+      },
+    }),
+  );
+  const admin: Router = { hono: api, base: '/api/v1', errors: ADMIN_AUTH_ERRORS };
+  registerIdentityRoutes(admin, docs, services);
+  registerAuditRoutes(admin, docs, services);
+  registerGovernanceRoutes(admin, docs, services);
+  registerOAuthRoutes(app, admin, docs, services);
+  registerPolicyRoutes(admin, docs, services);
+  registerGatewayRoutes(admin, docs, services);
   registerAuthzenRoutes(app, docs, services, pdpAuthenticators);
   app.route('/api/v1', api);
   // The MCP gateway sits outside /api/v1: agents authenticate with OAuth access tokens, never the admin token.

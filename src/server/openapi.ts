@@ -1,17 +1,27 @@
 import { z } from 'zod';
 
+export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+/** Success status, a description of what comes back and, where one is written, its schema. */
+export interface RouteResponse {
+  status: number;
+  description: string;
+  schema?: z.ZodType;
+}
+
 export interface RouteDoc {
-  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
+  method: HttpMethod;
   /** OpenAPI path, with `{param}` placeholders. */
   path: string;
   summary: string;
   tag: string;
   body?: z.ZodType;
   query?: z.ZodType;
-  /** Success status and a description of what comes back. */
-  success: { status: number; description: string; schema?: z.ZodType };
-  /** Error codes this route may answer with, for the reader. */
-  errors?: string[];
+  success: RouteResponse;
+  /** Error codes this route may answer with, for the reader (`x-error-codes`). */
+  errors?: readonly string[];
+  /** What the route does (`agents.suspend`), for authorization (`x-permission`); see src/server/define-route.ts. */
+  permission?: string;
 }
 
 /** Collects route descriptions as routes are defined and renders an OpenAPI 3.1 document from them. */
@@ -19,7 +29,14 @@ export class OpenApiRegistry {
   readonly #routes: RouteDoc[] = [];
 
   add(route: RouteDoc): void {
+    // Two definitions of one operation would document one of them wrongly (and give it two permissions).
+    if (this.#routes.some((r) => r.method === route.method && r.path === route.path)) throw new Error(`${route.method.toUpperCase()} ${route.path} is documented twice`);
     this.#routes.push(route);
+  }
+
+  /** The documented routes, in the order they were defined. */
+  routes(): readonly RouteDoc[] {
+    return this.#routes;
   }
 
   document(serverUrl: string): Record<string, unknown> {
@@ -36,6 +53,8 @@ export class OpenApiRegistry {
         summary: route.summary,
         tags: [route.tag],
         security: [{ bearer: [] }],
+        ...(route.permission !== undefined && { 'x-permission': route.permission }),
+        ...(route.errors && route.errors.length > 0 && { 'x-error-codes': route.errors }),
         ...(parameters.length > 0 && { parameters }),
         ...(route.body && {
           requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(route.body, { io: 'input', unrepresentable: 'any' }) } } },
@@ -43,10 +62,13 @@ export class OpenApiRegistry {
         responses: {
           [route.success.status]: {
             description: route.success.description,
-            ...(route.success.schema && { content: { 'application/json': { schema: z.toJSONSchema(route.success.schema, { unrepresentable: 'any' }) } } }),
+            // A 204 has no content; elsewhere the schema where one is written, else an object the description describes.
+            ...(route.success.status !== 204 && {
+              content: { 'application/json': { schema: route.success.schema ? z.toJSONSchema(route.success.schema, { unrepresentable: 'any' }) : { type: 'object', description: route.success.description } } },
+            }),
           },
           default: {
-            description: `Error (RFC 9457 problem+json)${route.errors ? `; codes include ${route.errors.join(', ')}` : ''}`,
+            description: `Error (RFC 9457 problem+json)${route.errors && route.errors.length > 0 ? `; codes include ${route.errors.join(', ')}` : ''}`,
             content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
           },
         },

@@ -7,6 +7,7 @@ import { MandateError } from '../../core/errors.ts';
 import { isTokenError, protectedResourceMetadataUrl, wwwAuthenticate } from '../../oauth/index.ts';
 import type { AppEnv } from '../app-env.ts';
 import type { OpenApiRegistry } from '../openapi.ts';
+import { defineRoute, type Router } from '../define-route.ts';
 import type { Services } from '../services.ts';
 import { readBody } from '../validation.ts';
 import { answerClientErrors } from '../client-error.ts';
@@ -20,19 +21,31 @@ const csrBody = z.object({ csr: z.string().min(100).max(20_000), ttlSeconds: z.n
  * listener (MANDATE_MTLS_PORT): the same app over TLS that asks for a client certificate, so the token
  * endpoint can authenticate clients by certificate and bind tokens to it (RFC 8705).
  */
-export function registerMtlsRoutes(app: Hono<AppEnv>, api: Hono<AppEnv>, docs: OpenApiRegistry, services: Services): void {
+export function registerMtlsRoutes(app: Hono<AppEnv>, admin: Router, docs: OpenApiRegistry, services: Services): void {
   const { oauth } = services;
 
   app.get('/oauth/ca', async (c) => c.body(await oauth.ca.rootPem(), 200, { 'content-type': 'application/x-pem-file' }));
 
   for (const kind of ['agent', 'workload'] as const) {
-    docs.add({ method: 'post', path: `/api/v1/${kind}s/{id}/certificates`, tag: 'pki', summary: `Issue a short-lived client certificate (SPIFFE URI SAN) to a ${kind} from its CSR`, body: csrBody, success: { status: 201, description: '{certificate, chain, serial, spiffeId, notBefore, notAfter, thumbprint}' }, errors: ['CSR_INVALID', 'CSR_KEY_WEAK', 'IDENTITY_NOT_ACTIVE'] });
-    api.post(`/${kind}s/:id/certificates`, async (c) => {
-      const body = await readBody(c, csrBody);
-      const identity = await services.identity.getIdentity(c.req.param('id'), kind);
-      if (identity.status !== 'active') throw new MandateError('IDENTITY_NOT_ACTIVE', `${kind} ${identity.id} is ${identity.status}`, 409);
-      return c.json(await oauth.ca.issue({ id: identity.id, kind }, body.csr, c.get('actor'), body.ttlSeconds), 201);
-    });
+    defineRoute(
+      admin,
+      docs,
+      {
+        method: 'post',
+        path: `/api/v1/${kind}s/{id}/certificates`,
+        tag: 'pki',
+        summary: `Issue a short-lived client certificate (SPIFFE URI SAN) to a ${kind} from its CSR`,
+        body: csrBody,
+        response: { status: 201, description: '{certificate, chain, serial, spiffeId, notBefore, notAfter, thumbprint}' },
+        errors: ['CSR_INVALID', 'CSR_KEY_WEAK', 'IDENTITY_NOT_FOUND', 'IDENTITY_NOT_ACTIVE'],
+        permission: `${kind}s.certificates.issue`,
+      },
+      async (c, { body, path }) => {
+        const identity = await services.identity.getIdentity(path('id'), kind);
+        if (identity.status !== 'active') throw new MandateError('IDENTITY_NOT_ACTIVE', `${kind} ${identity.id} is ${identity.status}`, 409);
+        return c.json(await oauth.ca.issue({ id: identity.id, kind }, body.csr, c.get('actor'), body.ttlSeconds), 201);
+      },
+    );
   }
 
   // Self-service: an agent renews its own certificate with its access token (audience: the issuer).

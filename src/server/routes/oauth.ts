@@ -14,8 +14,8 @@ import { isTokenError, wwwAuthenticate } from '../../oauth/index.ts';
 import { introspect, revoke } from '../../oauth/introspection.ts';
 import type { AppEnv } from '../app-env.ts';
 import type { OpenApiRegistry } from '../openapi.ts';
+import { defineRoute, itemsResponse, removedResponse, type Router } from '../define-route.ts';
 import type { Services } from '../services.ts';
-import { readBody } from '../validation.ts';
 import { registerInteractionRoutes } from './oauth-interaction.ts';
 import { registerMtlsRoutes } from './oauth-mtls.ts';
 
@@ -69,7 +69,7 @@ function oauthError(c: Context, status: 400 | 401, error: string, description: s
  * The authorization server (oidc-provider on the raw Node request), Mandate's own introspection and
  * revocation endpoints, the JWKS with rotated keys, RFC 9728 metadata, and the admin API for clients.
  */
-export function registerOAuthRoutes(app: Hono<AppEnv>, api: Hono<AppEnv>, docs: OpenApiRegistry, services: Services): void {
+export function registerOAuthRoutes(app: Hono<AppEnv>, admin: Router, docs: OpenApiRegistry, services: Services): void {
   const { oauth } = services;
   const forward = async (c: Context, bodyRead: boolean) => {
     // Hono answers HEAD by running the GET handler and copying its Response without the body, which
@@ -173,15 +173,33 @@ export function registerOAuthRoutes(app: Hono<AppEnv>, api: Hono<AppEnv>, docs: 
     return c.json(result.body, result.status);
   });
 
-  docs.add({ method: 'post', path: '/api/v1/oauth/federation/issuers', tag: 'oauth', summary: 'Trust an external issuer (workload identity federation) with claim rules mapping its JWTs to workloads', body: federationIssuerSchema, success: { status: 201, description: 'The trusted issuer' }, errors: ['FEDERATION_ISSUER_EXISTS', 'IDENTITY_NOT_FOUND', 'FETCH_URL_INSECURE'] });
-  api.post('/oauth/federation/issuers', async (c) => c.json(await oauth.federation.create(await readBody(c, federationIssuerSchema), c.get('actor')), 201));
-  docs.add({ method: 'get', path: '/api/v1/oauth/federation/issuers', tag: 'oauth', summary: 'Trusted external issuers', success: { status: 200, description: '{items}' } });
-  api.get('/oauth/federation/issuers', async (c) => c.json({ items: await oauth.federation.list() }));
-  docs.add({ method: 'delete', path: '/api/v1/oauth/federation/issuers/{id}', tag: 'oauth', summary: 'Stop trusting an issuer', success: { status: 204, description: 'Removed' }, errors: ['FEDERATION_ISSUER_NOT_FOUND'] });
-  api.delete('/oauth/federation/issuers/:id', async (c) => {
-    await oauth.federation.remove(c.req.param('id'), c.get('actor'));
-    return c.body(null, 204);
-  });
+  defineRoute(
+    admin,
+    docs,
+    {
+      method: 'post',
+      path: '/api/v1/oauth/federation/issuers',
+      tag: 'oauth',
+      summary: 'Trust an external issuer (workload identity federation) with claim rules mapping its JWTs to workloads',
+      body: federationIssuerSchema,
+      response: { status: 201, description: 'The trusted issuer' },
+      errors: ['FEDERATION_ISSUER_EXISTS', 'IDENTITY_NOT_FOUND', 'FETCH_URL_INSECURE'],
+      permission: 'oauth.federation.create',
+    },
+    async (c, { body }) => c.json(await oauth.federation.create(body, c.get('actor')), 201),
+  );
+  defineRoute(admin, docs, { method: 'get', path: '/api/v1/oauth/federation/issuers', tag: 'oauth', summary: 'Trusted external issuers', response: itemsResponse, errors: [], permission: 'oauth.federation.list' }, async (c) =>
+    c.json({ items: await oauth.federation.list() }),
+  );
+  defineRoute(
+    admin,
+    docs,
+    { method: 'delete', path: '/api/v1/oauth/federation/issuers/{id}', tag: 'oauth', summary: 'Stop trusting an issuer', response: removedResponse, errors: ['FEDERATION_ISSUER_NOT_FOUND'], permission: 'oauth.federation.delete' },
+    async (c, { path }) => {
+      await oauth.federation.remove(path('id'), c.get('actor'));
+      return c.body(null, 204);
+    },
+  );
 
   // Everything else under /oauth/ belongs to oidc-provider (authorize, token, userinfo, register, par).
   for (const path of [OAUTH_ROUTES.authorization, OAUTH_ROUTES.token, OAUTH_ROUTES.userinfo, OAUTH_ROUTES.pushed_authorization_request, OAUTH_ROUTES.registration, `${OAUTH_ROUTES.registration}/*`, `${OAUTH_ROUTES.authorization}/*`]) {
@@ -190,75 +208,119 @@ export function registerOAuthRoutes(app: Hono<AppEnv>, api: Hono<AppEnv>, docs: 
 
   // ---- admin API ------------------------------------------------------------------------------------
   for (const kind of ['agent', 'workload'] as const) {
-    docs.add({
-      method: 'post',
-      path: `/api/v1/${kind}s/{id}/clients`,
-      tag: 'oauth',
-      summary: `Create an OAuth client for a ${kind} (client_secret_basic secrets are shown once)`,
-      body: clientCreateSchema,
-      success: { status: 201, description: '{client_id, client_secret?, identity_id, token_endpoint_auth_method, scopes, tls_client_auth_san_uri?}' },
-      errors: [`${kind.toUpperCase()}_NOT_FOUND`, 'IDENTITY_NOT_ACTIVE', 'REQUEST_INVALID', 'CLIENT_SCOPE_RESERVED'],
-    });
-    api.post(`/${kind}s/:id/clients`, async (c) => {
-      const body = await readBody(c, clientCreateSchema);
-      c.header('Cache-Control', 'no-store');
-      return c.json(await oauth.clients.create(kind, c.req.param('id'), body, c.get('actor')), 201);
-    });
-    docs.add({ method: 'get', path: `/api/v1/${kind}s/{id}/clients`, tag: 'oauth', summary: `List a ${kind}'s OAuth clients`, success: { status: 200, description: '{items}' } });
-    api.get(`/${kind}s/:id/clients`, async (c) => {
-      await services.identity.getIdentity(c.req.param('id'), kind);
-      return c.json({ items: await oauth.clients.list(c.req.param('id')) });
+    defineRoute(
+      admin,
+      docs,
+      {
+        method: 'post',
+        path: `/api/v1/${kind}s/{id}/clients`,
+        tag: 'oauth',
+        summary: `Create an OAuth client for a ${kind} (client_secret_basic secrets are shown once)`,
+        body: clientCreateSchema,
+        response: { status: 201, description: '{client_id, client_secret?, identity_id, token_endpoint_auth_method, scopes, tls_client_auth_san_uri?}' },
+        errors: [`${kind.toUpperCase()}_NOT_FOUND`, 'IDENTITY_NOT_ACTIVE', 'CLIENT_SCOPE_RESERVED'],
+        permission: `${kind}s.clients.create`,
+      },
+      async (c, { body, path }) => {
+        c.header('Cache-Control', 'no-store');
+        return c.json(await oauth.clients.create(kind, path('id'), body, c.get('actor')), 201);
+      },
+    );
+    defineRoute(admin, docs, { method: 'get', path: `/api/v1/${kind}s/{id}/clients`, tag: 'oauth', summary: `List a ${kind}'s OAuth clients`, response: itemsResponse, errors: ['IDENTITY_NOT_FOUND'], permission: `${kind}s.clients.list` }, async (c, { path }) => {
+      await services.identity.getIdentity(path('id'), kind);
+      return c.json({ items: await oauth.clients.list(path('id')) });
     });
   }
-  docs.add({ method: 'delete', path: '/api/v1/oauth/clients/{id}', tag: 'oauth', summary: 'Disable an OAuth client (no new tokens)', success: { status: 204, description: 'Disabled' }, errors: ['CLIENT_NOT_FOUND'] });
-  api.delete('/oauth/clients/:id', async (c) => {
-    await oauth.clients.disable(c.req.param('id'), c.get('actor'));
+  defineRoute(admin, docs, { method: 'delete', path: '/api/v1/oauth/clients/{id}', tag: 'oauth', summary: 'Disable an OAuth client (no new tokens)', response: { status: 204, description: 'Disabled' }, errors: ['CLIENT_NOT_FOUND'], permission: 'oauth.clients.disable' }, async (c, { path }) => {
+    await oauth.clients.disable(path('id'), c.get('actor'));
     return c.body(null, 204);
   });
-  docs.add({ method: 'post', path: '/api/v1/oauth/keys/rotate', tag: 'oauth', summary: 'Rotate the token signing key (the old one stays published until its tokens expire)', success: { status: 200, description: '{kid}' } });
-  api.post('/oauth/keys/rotate', async (c) => {
-    const kid = await oauth.keys.rotate();
-    await services.audit.append({ actor: c.get('actor'), action: 'oauth.keys.rotate', target: kid, outcome: 'success' });
-    return c.json({ kid });
-  });
+  defineRoute(
+    admin,
+    docs,
+    {
+      method: 'post',
+      path: '/api/v1/oauth/keys/rotate',
+      tag: 'oauth',
+      summary: 'Rotate the token signing key (the old one stays published until its tokens expire)',
+      response: { status: 200, description: '{kid}', schema: z.object({ kid: z.string() }) },
+      errors: [],
+      permission: 'oauth.keys.rotate',
+    },
+    async (c) => {
+      const kid = await oauth.keys.rotate();
+      await services.audit.append({ actor: c.get('actor'), action: 'oauth.keys.rotate', target: kid, outcome: 'success' });
+      return c.json({ kid });
+    },
+  );
 
   // ---- human credentials (the login the consent flow needs) and delegations ------------------------
   const credentials = new CredentialService(services.store, services.audit, { masterKey: services.config.masterKey });
   registerInteractionRoutes(app, services, credentials);
-  registerMtlsRoutes(app, api, docs, services);
+  registerMtlsRoutes(app, admin, docs, services);
 
   const passwordBody = z.object({ password: z.string().min(1).max(1024) }).strict();
-  docs.add({ method: 'post', path: '/api/v1/humans/{id}/password', tag: 'authn', summary: 'Set a human\'s sign-in password (argon2id)', body: passwordBody, success: { status: 204, description: 'Set' }, errors: ['PASSWORD_WEAK', 'HUMAN_NOT_FOUND'] });
-  api.post('/humans/:id/password', async (c) => {
-    const body = await readBody(c, passwordBody);
-    await credentials.setPassword(c.req.param('id'), body.password, c.get('actor'));
-    return c.body(null, 204);
-  });
-  docs.add({ method: 'post', path: '/api/v1/humans/{id}/totp', tag: 'authn', summary: 'Start TOTP enrolment: returns the secret and otpauth URI once', success: { status: 201, description: '{secret, otpauthUri}' } });
-  api.post('/humans/:id/totp', async (c) => {
-    c.header('Cache-Control', 'no-store');
-    return c.json(await credentials.enrollTotp(c.req.param('id'), c.get('actor')), 201);
-  });
+  defineRoute(
+    admin,
+    docs,
+    { method: 'post', path: '/api/v1/humans/{id}/password', tag: 'authn', summary: "Set a human's sign-in password (argon2id)", body: passwordBody, response: { status: 204, description: 'Set' }, errors: ['PASSWORD_WEAK', 'HUMAN_NOT_FOUND'], permission: 'humans.password.set' },
+    async (c, { body, path }) => {
+      await credentials.setPassword(path('id'), body.password, c.get('actor'));
+      return c.body(null, 204);
+    },
+  );
+  defineRoute(
+    admin,
+    docs,
+    {
+      method: 'post',
+      path: '/api/v1/humans/{id}/totp',
+      tag: 'authn',
+      summary: 'Start TOTP enrolment: returns the secret and otpauth URI once',
+      response: { status: 201, description: '{secret, otpauthUri}', schema: z.object({ secret: z.string(), otpauthUri: z.string() }) },
+      errors: ['HUMAN_NOT_FOUND'],
+      permission: 'humans.totp.enroll',
+    },
+    async (c, { path }) => {
+      c.header('Cache-Control', 'no-store');
+      return c.json(await credentials.enrollTotp(path('id'), c.get('actor')), 201);
+    },
+  );
   const totpBody = z.object({ code: z.string().regex(/^\d{6}$/) }).strict();
-  docs.add({ method: 'post', path: '/api/v1/humans/{id}/totp/confirm', tag: 'authn', summary: 'Confirm TOTP enrolment with a current code', body: totpBody, success: { status: 204, description: 'Enrolled' }, errors: ['TOTP_INVALID'] });
-  api.post('/humans/:id/totp/confirm', async (c) => {
-    const body = await readBody(c, totpBody);
-    await credentials.confirmTotp(c.req.param('id'), body.code, c.get('actor'));
-    return c.body(null, 204);
-  });
+  defineRoute(
+    admin,
+    docs,
+    { method: 'post', path: '/api/v1/humans/{id}/totp/confirm', tag: 'authn', summary: 'Confirm TOTP enrolment with a current code', body: totpBody, response: { status: 204, description: 'Enrolled' }, errors: ['TOTP_INVALID'], permission: 'humans.totp.confirm' },
+    async (c, { body, path }) => {
+      await credentials.confirmTotp(path('id'), body.code, c.get('actor'));
+      return c.body(null, 204);
+    },
+  );
 
   const delegationBody = z
     .object({ identityId: z.string().min(1).max(64), scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/)).min(1).max(100), days: z.number().int().min(1).max(365).optional() })
     .strict();
-  docs.add({ method: 'post', path: '/api/v1/humans/{id}/delegations', tag: 'oauth', summary: 'Record a delegation from a human to an agent (admin; users consent through the authorization code flow)', body: delegationBody, success: { status: 201, description: 'The delegation' }, errors: ['HUMAN_NOT_ACTIVE', 'IDENTITY_NOT_ACTIVE'] });
-  api.post('/humans/:id/delegations', async (c) => {
-    const body = await readBody(c, delegationBody);
-    return c.json(await oauth.delegations.grant({ humanId: c.req.param('id'), identityId: body.identityId, scopes: body.scopes, ...(body.days !== undefined && { days: body.days }) }, c.get('actor')), 201);
-  });
-  docs.add({ method: 'get', path: '/api/v1/humans/{id}/delegations', tag: 'oauth', summary: 'A human\'s live delegations', success: { status: 200, description: '{items}' } });
-  api.get('/humans/:id/delegations', async (c) => c.json({ items: await oauth.delegations.list(c.req.param('id')) }));
-  docs.add({ method: 'delete', path: '/api/v1/delegations/{id}', tag: 'oauth', summary: 'Revoke a delegation', success: { status: 200, description: 'The revoked delegation' }, errors: ['DELEGATION_NOT_FOUND'] });
-  api.delete('/delegations/:id', async (c) => c.json(await oauth.delegations.revoke(c.req.param('id'), c.get('actor'))));
+  defineRoute(
+    admin,
+    docs,
+    {
+      method: 'post',
+      path: '/api/v1/humans/{id}/delegations',
+      tag: 'oauth',
+      summary: 'Record a delegation from a human to an agent (admin; users consent through the authorization code flow)',
+      body: delegationBody,
+      response: { status: 201, description: 'The delegation' },
+      errors: ['HUMAN_NOT_ACTIVE', 'IDENTITY_NOT_ACTIVE'],
+      permission: 'humans.delegations.create',
+    },
+    async (c, { body, path }) => c.json(await oauth.delegations.grant({ humanId: path('id'), identityId: body.identityId, scopes: body.scopes, ...(body.days !== undefined && { days: body.days }) }, c.get('actor')), 201),
+  );
+  defineRoute(admin, docs, { method: 'get', path: '/api/v1/humans/{id}/delegations', tag: 'oauth', summary: "A human's live delegations", response: itemsResponse, errors: [], permission: 'humans.delegations.list' }, async (c, { path }) =>
+    c.json({ items: await oauth.delegations.list(path('id')) }),
+  );
+  defineRoute(admin, docs, { method: 'delete', path: '/api/v1/delegations/{id}', tag: 'oauth', summary: 'Revoke a delegation', response: { status: 200, description: 'The revoked delegation' }, errors: ['DELEGATION_NOT_FOUND'], permission: 'delegations.revoke' }, async (c, { path }) =>
+    c.json(await oauth.delegations.revoke(path('id'), c.get('actor'))),
+  );
 
   // Self-service for the human, with their own access token (audience: the issuer). The token must prove
   // that the user is managing their own grants, not that someone holds a token for them: it names a human

@@ -5,6 +5,7 @@ import { retryAfterSeconds, type MandateError } from '../../core/errors.ts';
 import { ERROR_SCHEMA, LIST_RESPONSE_SCHEMA, resourceTypeDocuments, SCIM_CONTENT_TYPE, schemaDocuments, scimError, ScimService, serviceProviderConfig } from '../../identity/scim/index.ts';
 import { approverGroupUses } from '../../governance/approver-groups.ts';
 import type { AppEnv } from '../app-env.ts';
+import { bearerAuth } from '../bearer-auth.ts';
 import type { OpenApiRegistry } from '../openapi.ts';
 import { toMandateError } from '../problem.ts';
 import type { Services } from '../services.ts';
@@ -88,22 +89,26 @@ export function registerScimRoutes(app: Hono<AppEnv>, docs: OpenApiRegistry, ser
     return scimErrorResponse(c, coded);
   });
 
+  const refuse = (c: Context, detail: string) => {
+    c.header('WWW-Authenticate', 'Bearer realm="mandate-scim"');
+    return scimError(null, detail, 401);
+  };
   scim.use('*', async (c, next) => {
-    const expected = services.config.scimToken;
-    const refuse = (detail: string) => {
-      c.header('WWW-Authenticate', 'Bearer realm="mandate-scim"');
-      return scimError(null, detail, 401);
-    };
-    if (!expected) throw refuse('SCIM provisioning is disabled: set MANDATE_SCIM_TOKEN');
-    const match = /^Bearer ([\x21-\x7e]{1,4096})$/i.exec(c.req.header('authorization') ?? '');
-    if (!match || !constantTimeEqual(match[1]!, expected)) {
-      // Never the presented token: only that one was refused, and where.
-      services.logger.warn({ path: c.req.path, method: c.req.method, presented: match ? 'bearer' : 'none' }, 'SCIM authentication failed');
-      throw refuse('a valid SCIM bearer token is required');
-    }
-    c.set('actor', 'scim');
+    if (!services.config.scimToken) throw refuse(c, 'SCIM provisioning is disabled: set MANDATE_SCIM_TOKEN');
     await next();
   });
+  scim.use(
+    '*',
+    bearerAuth({
+      authenticators: [(token) => (services.config.scimToken && constantTimeEqual(token, services.config.scimToken) ? 'scim' : undefined)],
+      schemeCaseInsensitive: true,
+      refuse: (c, presented) => {
+        // Never the presented token: only that one was refused, and where.
+        services.logger.warn({ path: c.req.path, method: c.req.method, presented: presented ? 'bearer' : 'none' }, 'SCIM authentication failed');
+        return refuse(c, 'a valid SCIM bearer token is required');
+      },
+    }),
+  );
 
   const doc = (method: 'get' | 'post' | 'put' | 'patch' | 'delete', path: string, summary: string, status = 200) =>
     docs.add({ method, path: `${SCIM_BASE_PATH}${path}`, tag: 'scim', summary: `${summary} (SCIM token; errors are SCIM error JSON, RFC 7644 §3.12)`, success: { status, description: 'application/scim+json' } });
