@@ -99,8 +99,8 @@ describe('problem members', () => {
   });
 
   it('an error detail named like a standard member never replaces it', () => {
-    const error = new MandateError('SOME_CONFLICT', 'conflict', 409, { type: 'Agent', title: 't', status: 'denied', detail: 'd', instance: 'i', code: 'OTHER', extra: 1 });
-    expect(problemDetails(error)).toEqual({ type: 'https://mandate.dev/problems/some-conflict', title: 'SOME_CONFLICT', status: 409, detail: 'conflict', code: 'SOME_CONFLICT', extra: 1 });
+    const error = new MandateError('CONFLICT', 'conflict', 409, { type: 'Agent', title: 't', status: 'denied', detail: 'd', instance: 'i', code: 'OTHER', extra: 1 });
+    expect(problemDetails(error)).toEqual({ type: 'https://mandate.dev/problems/conflict', title: 'CONFLICT', status: 409, detail: 'conflict', code: 'CONFLICT', extra: 1 });
   });
 
   describe('deciding an approval that is already decided', () => {

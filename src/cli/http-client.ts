@@ -1,3 +1,4 @@
+import { isErrorCode } from '../core/error-catalog.ts';
 import { MandateError, PROBLEM_MEMBERS } from '../core/errors.ts';
 
 /** Talks to a running Mandate's admin API on behalf of the CLI. */
@@ -29,7 +30,10 @@ export async function callApi(target: ApiTarget, method: string, path: string, b
   if (!response.ok) {
     // The problem's extension members (a refused policy's `errors`…) stay with the error for the command to show.
     const details = Object.fromEntries(Object.entries(parsed).filter(([name]) => !PROBLEM_MEMBERS.has(name)));
-    throw new MandateError(String(parsed.code ?? 'CLI_REQUEST_FAILED'), String(parsed.detail ?? `${method} ${path} answered ${response.status}`), response.status, details);
+    // A server of another version may answer a code this catalog lacks: it stays readable as `remoteCode`.
+    const code = isErrorCode(parsed.code) ? parsed.code : 'CLI_REQUEST_FAILED';
+    if (parsed.code !== undefined && !isErrorCode(parsed.code)) details.remoteCode = parsed.code;
+    throw new MandateError(code, String(parsed.detail ?? `${method} ${path} answered ${response.status}`), response.status, details);
   }
   return parsed;
 }

@@ -1,13 +1,17 @@
+import { ERRORS, type ErrorCode } from './error-catalog.ts';
+
 /**
- * Coded errors. Every failure a caller may branch on carries a stable `code`; HTTP answers render it as
- * RFC 9457 problem+json. Callers branch on `code`, never on `message`.
+ * Coded errors. Every failure a caller may branch on carries a stable `code` from the catalog
+ * (src/core/error-catalog.ts); HTTP answers render it as RFC 9457 problem+json. Callers branch on
+ * `code`, never on `message`. The status is the catalog's unless a call site overrides it (the few that
+ * do are listed in src/core/error-catalog.test.ts).
  */
-export class MandateError extends Error {
-  readonly code: string;
+export class MandateError<C extends ErrorCode = ErrorCode> extends Error {
+  readonly code: C;
   readonly status: number;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: string, message: string, status = 400, details?: Record<string, unknown>) {
+  constructor(code: C, message: string, status: number = ERRORS[code].status, details?: Record<string, unknown>) {
     super(message);
     this.name = 'MandateError';
     this.code = code;
@@ -20,8 +24,12 @@ export function isMandateError(value: unknown): value is MandateError {
   return value instanceof MandateError;
 }
 
-export const notFound = (what: string, id: string): MandateError =>
-  new MandateError(`${what.toUpperCase()}_NOT_FOUND`, `${what} ${id} not found`, 404, { id });
+/** What `notFound` may name: every catalog code `<WHAT>_NOT_FOUND`, as `what` (any case). */
+type NotFoundCode = Extract<ErrorCode, `${string}_NOT_FOUND`>;
+type NotFoundSubject<W extends string> = `${Uppercase<W>}_NOT_FOUND` extends NotFoundCode ? W : never;
+
+export const notFound = <W extends string>(what: NotFoundSubject<W>, id: string): MandateError =>
+  new MandateError(`${what.toUpperCase()}_NOT_FOUND` as NotFoundCode, `${what} ${id} not found`, 404, { id });
 
 /**
  * Members RFC 9457 defines (§3.1) plus our `code`. An error's details are extension members (§3.2):
@@ -41,6 +49,26 @@ export function problemDetails(error: MandateError): Record<string, unknown> {
     status: error.status,
     detail: error.message,
     code: error.code,
+  };
+}
+
+/** A coded error as an HTTP answer: problem+json, with `Retry-After` when the condition passes by itself. */
+export interface Problem {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * The one rendering of a coded error as an HTTP answer, used by the admin API (hono, src/server/problem.ts),
+ * the gateway (src/gateway/proxy.ts) and the HTTP parser's refusals alike, so they cannot drift apart.
+ */
+export function toProblem(error: MandateError): Problem {
+  const retryAfter = retryAfterSeconds(error);
+  return {
+    status: error.status,
+    headers: { 'content-type': 'application/problem+json', ...(retryAfter !== undefined && { 'retry-after': String(retryAfter) }) },
+    body: JSON.stringify(problemDetails(error)),
   };
 }
 

@@ -546,7 +546,7 @@ export class IdentityService {
     if (!existing) await tx.db.insertInto('group_members').values({ group_id: groupId, human_id: humanId }).execute();
   }
 
-  async #requireHuman(db: Db, id: string, code: string): Promise<Database['humans']> {
+  async #requireHuman(db: Db, id: string, code: 'HUMAN_MANAGER_NOT_FOUND' | 'HANDOVER_TARGET_NOT_FOUND' | 'HUMAN_NOT_FOUND'): Promise<Database['humans']> {
     const row = await db.selectFrom('humans').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row || row.status === 'deleted') throw new MandateError(code, `human ${id} not found`, 422, { id });
     return row;
