@@ -1,6 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
-import { MandateError, retryAfterSeconds } from '../core/errors.ts';
+import { MandateError, toProblem } from '../core/errors.ts';
 import { isTokenError, wwwAuthenticate, protectedResourceMetadataUrl } from '../oauth/index.ts';
 import type { AgentDirectory } from './agents.ts';
 import type { ApprovalService } from './approvals.ts';
@@ -737,15 +737,14 @@ export class GatewayProxy {
       return problemResponse(new MandateError('VERIFIER_UNAVAILABLE', 'the token could not be checked', 503));
     }
     const scheme = /^dpop /i.test(authorization) ? 'DPoP' : 'Bearer';
+    const problem = toProblem(error);
     const headers: Record<string, string> = {
-      'content-type': 'application/problem+json',
+      ...problem.headers,
       // RFC 9728 §5.1 / MCP authorization: the challenge tells the client where the resource metadata is.
       'www-authenticate': wwwAuthenticate(error, { scheme, resourceMetadataUrl: protectedResourceMetadataUrl(resource), ...(error.code === 'TOKEN_SCOPE_INSUFFICIENT' && { scope: (server.settings.requiredScopes ?? []).join(' ') }) }),
     };
     if (error.dpopNonce) headers['dpop-nonce'] = error.dpopNonce;
-    const retryAfter = retryAfterSeconds(error);
-    if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
-    return new Response(JSON.stringify(problemBody(error)), { status: error.status, headers });
+    return new Response(problem.body, { status: problem.status, headers });
   }
 }
 
@@ -804,11 +803,7 @@ function rpcResponse(status: number, body: RpcMessage | RpcMessage[]): Response 
   return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
 }
 
-function problemBody(error: MandateError): Record<string, unknown> {
-  return { type: `https://mandate.dev/problems/${error.code.toLowerCase().replaceAll('_', '-')}`, title: error.code, status: error.status, detail: error.message, code: error.code };
-}
-
 export function problemResponse(error: MandateError): Response {
-  const retryAfter = retryAfterSeconds(error);
-  return new Response(JSON.stringify(problemBody(error)), { status: error.status, headers: { 'content-type': 'application/problem+json', ...(retryAfter !== undefined && { 'retry-after': String(retryAfter) }) } });
+  const { status, headers, body } = toProblem(error);
+  return new Response(body, { status, headers });
 }

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { MandateError, problemDetails } from '../core/errors.ts';
+import { MandateError, toProblem } from '../core/errors.ts';
 
 /** Node's own answers (no listener) are a bare status line: these say the same as problem+json. */
 function refusalOf(error: NodeJS.ErrnoException): MandateError {
@@ -28,7 +28,7 @@ export function answerClientErrors(server: Pick<Server, 'on'>, listener: string,
     }
     const refusal = refusalOf(error);
     logger()?.debug({ listener, code: refusal.code, parseError: error.code, client: socket.remoteAddress }, 'request refused by the HTTP parser');
-    const body = JSON.stringify(problemDetails(refusal));
+    const { body } = toProblem(refusal);
     socket.end(`HTTP/1.1 ${refusal.status} ${REASONS[refusal.status]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     // A client that never reads its answer must not hold the socket: it goes once written, or soon.
     socket.setTimeout(5_000, () => socket.destroy());

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
-import { MandateError, problemDetails, retryAfterSeconds } from '../core/errors.ts';
+import { MandateError, toProblem } from '../core/errors.ts';
 import { asStoreError } from '../store/index.ts';
 
 /**
@@ -8,8 +8,8 @@ import { asStoreError } from '../store/index.ts';
  * (an extension member, §3.2) is what callers branch on.
  */
 export function problem(c: Context, error: MandateError): Response {
-  const retryAfter = retryAfterSeconds(error);
-  return c.body(JSON.stringify(problemDetails(error)), error.status as 400, { 'content-type': 'application/problem+json', ...(retryAfter !== undefined && { 'retry-after': String(retryAfter) }) });
+  const { status, headers, body } = toProblem(error);
+  return c.body(body, status as 400, headers);
 }
 
 export function toMandateError(cause: unknown): MandateError {
