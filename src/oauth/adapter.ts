@@ -1,4 +1,4 @@
-import type { Store } from '../store/index.ts';
+import { isUniqueViolation, type Store } from '../store/index.ts';
 
 export const CLIENT_CHANGED = 'oauth.client.changed';
 
@@ -135,7 +135,7 @@ export function createAdapterFactory(
           await db().insertInto('oauth_payloads').values({ model: this.#model, id, payload: '{}', grant_id: null, user_code: null, uid: null, expires_at: new Date(Date.now() + 600_000).toISOString(), consumed_at: null }).execute();
           return undefined;
         } catch (error) {
-          if (/UNIQUE constraint|duplicate key value/i.test((error as Error).message)) return { jti: id };
+          if (isUniqueViolation(error)) return { jti: id };
           throw error;
         }
       }

@@ -1,5 +1,5 @@
 import { storeUnavailable } from '../core/errors.ts';
-import type { Store } from '../store/index.ts';
+import { isUniqueViolation, type Store } from '../store/index.ts';
 import type { IdentityRecord, IdentityState } from './verifier.ts';
 
 export const TOKEN_REVOKED = 'oauth.token.revoked';
@@ -165,7 +165,7 @@ export class ReplayCache {
       await this.#store.db.insertInto('oauth_replay').values({ key: key.slice(0, 512), expires_at: expiresAt.toISOString() }).execute();
       return true;
     } catch (error) {
-      if (/UNIQUE constraint|duplicate key value/i.test((error as Error).message)) {
+      if (isUniqueViolation(error)) {
         // An expired entry may be reused (its proof can no longer pass the iat window anyway).
         const result = await this.#store.db.updateTable('oauth_replay').set({ expires_at: expiresAt.toISOString() }).where('key', '=', key.slice(0, 512)).where('expires_at', '<', new Date().toISOString()).executeTakeFirst();
         return Number(result.numUpdatedRows) > 0;

@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { MandateError, toProblem } from '../core/errors.ts';
-import { asStoreError } from '../store/index.ts';
+import { asStoreError, dbErrorKind } from '../store/index.ts';
 
 /**
  * RFC 9457 problem details. `type` is a stable URI per code so clients may dereference it; `code`
@@ -20,9 +20,10 @@ export function toMandateError(cause: unknown): MandateError {
   // was parsed: routes should use src/server/validation.ts, but one that does not must not answer 500.
   // `$ZodError` is the base of every zod error (classic `ZodError` and `z.core.parse`'s alike).
   if (error instanceof z.core.$ZodError) return new MandateError('REQUEST_INVALID', `invalid request: ${error.issues[0]?.message ?? 'invalid'}`, 400, { issues: error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) });
-  // Database constraint violations caused by a request are conflicts, not server faults.
-  const message = (error as Error)?.message ?? '';
-  if (/UNIQUE constraint|duplicate key value/i.test(message)) return new MandateError('CONFLICT', 'the resource conflicts with an existing one', 409);
-  if (/FOREIGN KEY constraint|violates foreign key/i.test(message)) return new MandateError('REFERENCE_INVALID', 'a referenced resource does not exist', 422);
+  // Database constraint violations caused by a request are conflicts, not server faults: told by the
+  // driver's code (src/store/db-errors.ts), never by a message, which a request's own data could echo.
+  const kind = dbErrorKind(error);
+  if (kind === 'unique_violation') return new MandateError('CONFLICT', 'the resource conflicts with an existing one', 409);
+  if (kind === 'foreign_key_violation') return new MandateError('REFERENCE_INVALID', 'a referenced resource does not exist', 422);
   return new MandateError('INTERNAL', 'internal error', 500);
 }

@@ -74,7 +74,7 @@ interface Reply {
   result?: unknown;
   changes?: number | bigint;
   lastInsertRowid?: number | bigint;
-  error?: { message: string; code?: string };
+  error?: { message: string; code?: string; errcode?: number };
   inTransaction?: boolean;
 }
 
@@ -239,9 +239,10 @@ class WorkerSqliteDriver implements Driver {
   }
 }
 
-function replyError(reply: { message: string; code?: string }): Error {
-  const error = new Error(reply.message) as Error & { code?: string };
+function replyError(reply: { message: string; code?: string; errcode?: number }): Error {
+  const error = new Error(reply.message) as Error & { code?: string; errcode?: number };
   if (reply.code) error.code = reply.code;
+  if (reply.errcode !== undefined) error.errcode = reply.errcode;
   return error;
 }
 

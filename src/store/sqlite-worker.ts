@@ -67,7 +67,7 @@ async function runProcedure(message: ProcedureCall): Promise<void> {
       throw error;
     }
   } catch (error) {
-    parentPort!.postMessage({ id: message.id, error: { message: (error as Error).message, code: (error as { code?: string }).code }, inTransaction: db.isTransaction });
+    parentPort!.postMessage({ id: message.id, error: errorReply(error), inTransaction: db.isTransaction });
   }
 }
 
@@ -101,8 +101,17 @@ async function handle(message: Query | ProcedureCall | { close: true }): Promise
       parentPort!.postMessage({ id: message.id, rows: [], changes: result.changes, lastInsertRowid: result.lastInsertRowid, inTransaction: db.isTransaction });
     }
   } catch (error) {
-    parentPort!.postMessage({ id: message.id, error: { message: (error as Error).message, code: (error as { code?: string }).code }, inTransaction: db.isTransaction });
+    parentPort!.postMessage({ id: message.id, error: errorReply(error), inTransaction: db.isTransaction });
   }
 }
 
 parentPort!.postMessage({ ready: true });
+
+/**
+ * What crosses back to the main thread of a failed statement: the message, node's `code` and SQLite's
+ * extended result code (`errcode`), which is how src/store/db-errors.ts tells a unique violation apart.
+ */
+function errorReply(error: unknown): { message: string; code?: string; errcode?: number } {
+  const { code, errcode } = error as { code?: unknown; errcode?: unknown };
+  return { message: (error as Error).message, ...(typeof code === 'string' && { code }), ...(typeof errcode === 'number' && { errcode }) };
+}
