@@ -11,7 +11,9 @@ export class MandateError<C extends ErrorCode = ErrorCode> extends Error {
   readonly status: number;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: C, message: string, status: number = ERRORS[code].status, details?: Record<string, unknown>) {
+  // The lookup tolerates a code the types would refuse (a cast, a caller in plain JS): building an
+  // error must not itself throw and hide the failure being reported; such a code answers 500.
+  constructor(code: C, message: string, status: number = (ERRORS as Partial<Record<string, { status: number }>>)[code]?.status ?? 500, details?: Record<string, unknown>) {
     super(message);
     this.name = 'MandateError';
     this.code = code;
