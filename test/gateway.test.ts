@@ -139,6 +139,18 @@ describe('MCP gateway end to end', () => {
     }
   });
 
+  it('RFC9457 the gateway renders problem+json as the admin API does: one toProblem, extension members included', async () => {
+    await json('PATCH', '/api/v1/mcp/servers/demo', { settings: { requiredScopes: ['mcp:demo'] } });
+    try {
+      const response = await fetch(`${server.url}/mcp/demo`, { method: 'POST', headers: { authorization: `Bearer ${await token(agentSecret, resource())}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} }) });
+      expect(response.headers.get('content-type')).toBe('application/problem+json');
+      // The gateway's own renderer dropped an error's details: the scopes missing were only in the challenge.
+      expect(await response.json()).toEqual({ type: 'https://mandate.dev/problems/token-scope-insufficient', title: 'TOKEN_SCOPE_INSUFFICIENT', status: 403, detail: 'the access token lacks scope mcp:demo', code: 'TOKEN_SCOPE_INSUFFICIENT', missing: ['mcp:demo'] });
+    } finally {
+      await json('PATCH', '/api/v1/mcp/servers/demo', { settings: {} });
+    }
+  });
+
   it('RFC9449 a DPoP-bound token works with a proof per request and is refused without one', async () => {
     await applyPolicies(`permit (principal == Agent::"${agentId}", action == Action::"tools/call", resource == Tool::"demo/echo");`);
     const created = await json<{ client_id: string; client_secret: string }>('POST', `/api/v1/agents/${agentId}/clients`, { auth: 'client_secret_basic', dpop: true });
