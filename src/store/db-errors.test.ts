@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, openTestStore } from '../../test/support/backends.ts';
 import { toMandateError } from '../server/problem.ts';
 import { dbErrorKind } from './db-errors.ts';
+import { isStoreUnreachable } from './unavailable.ts';
 import type { Store } from './store.ts';
 
 /** The error a real query raises on a real store (the embedded one passes it back from its worker thread). */
@@ -46,6 +47,22 @@ describe.each(BACKENDS)('database errors are classified by the driver code, neve
     );
     expect(dbErrorKind(echoed)).toBeUndefined();
     expect(toMandateError(echoed)).toMatchObject({ code: 'INTERNAL', status: 500 });
+  });
+
+  it('an error that only says "database is locked" is not an outage: a 500, not a 503 to retry for ever', async () => {
+    // A trigger's (or a function's) own message can read like SQLite's outage messages; only SQLite's
+    // result code (SQLITE_BUSY, IOERR, FULL) says the store is unusable.
+    const raised = await failure(() =>
+      backend === 'postgres'
+        ? sql`do $$ begin raise exception 'database is locked'; end $$`.execute(store.db)
+        : (async () => {
+            await sql`create trigger err_locked before insert on err_child begin select raise(abort, 'database is locked'); end`.execute(store.db);
+            await sql`insert into err_child (id, parent) values ('c2', 'p1')`.execute(store.db);
+          })(),
+    );
+    expect((raised as Error).message).toContain('database is locked');
+    expect(isStoreUnreachable(raised)).toBe(false);
+    expect(toMandateError(raised)).toMatchObject({ code: 'INTERNAL', status: 500 });
   });
 
   it.runIf(backend === 'postgres')('a unique violation reported in another language (lc_messages) is still a CONFLICT', async () => {

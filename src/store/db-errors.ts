@@ -28,6 +28,18 @@ export function dbErrorKind(error: unknown): DbErrorKind | undefined {
   return undefined;
 }
 
+// SQLite primary result codes (the low byte of an extended code) that mean the embedded database cannot
+// be used right now rather than that the statement is wrong: SQLITE_BUSY (locked past the busy timeout,
+// SQLITE_BUSY_SNAPSHOT …), SQLITE_IOERR (every disk I/O failure), SQLITE_FULL.
+const SQLITE_UNUSABLE = new Set([5, 10, 13]);
+
+/** Whether `error` is node:sqlite's saying the database is locked, failing its disk, or full. */
+export function isSqliteUnusable(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, errcode } = error as { code?: unknown; errcode?: unknown };
+  return code === 'ERR_SQLITE_ERROR' && typeof errcode === 'number' && SQLITE_UNUSABLE.has(errcode & 0xff);
+}
+
 /** Whether `error` is a unique (or primary key) violation: the row exists already. */
 export function isUniqueViolation(error: unknown): boolean {
   return dbErrorKind(error) === 'unique_violation';

@@ -80,7 +80,7 @@ parentPort!.on('message', (message: Query | ProcedureCall | { close: true }) => 
   previous = previous
     .then(() => handle(message))
     .catch((error: unknown) => {
-      if ('id' in message) parentPort!.postMessage({ id: message.id, error: { message: (error as Error).message ?? String(error) }, inTransaction: db.isTransaction });
+      if ('id' in message) parentPort!.postMessage({ id: message.id, error: errorReply(error), inTransaction: db.isTransaction });
     });
 });
 
@@ -112,6 +112,6 @@ parentPort!.postMessage({ ready: true });
  * extended result code (`errcode`), which is how src/store/db-errors.ts tells a unique violation apart.
  */
 function errorReply(error: unknown): { message: string; code?: string; errcode?: number } {
-  const { code, errcode } = error as { code?: unknown; errcode?: unknown };
-  return { message: (error as Error).message, ...(typeof code === 'string' && { code }), ...(typeof errcode === 'number' && { errcode }) };
+  const { code, errcode } = (typeof error === 'object' && error !== null ? error : {}) as { code?: unknown; errcode?: unknown };
+  return { message: (error as Error | undefined)?.message ?? String(error), ...(typeof code === 'string' && { code }), ...(typeof errcode === 'number' && { errcode }) };
 }
