@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../core/error-catalog.ts';
 import type { IncomingMessage } from 'node:http';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -24,7 +25,7 @@ import type { Services } from './services.ts';
 export type { BearerAuthenticator };
 
 /** What the admin API's bearer authentication answers before any route runs. */
-const ADMIN_AUTH_ERRORS = ['AUTH_REQUIRED'];
+const ADMIN_AUTH_ERRORS: readonly ErrorCode[] = ['AUTH_REQUIRED'];
 
 export interface MandateApp {
   app: Hono<AppEnv>;

@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../core/error-catalog.ts';
 import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import type { MandateError } from '../core/errors.ts';
@@ -13,7 +14,7 @@ import { readBody, readParam, readQuery } from './validation.ts';
 export interface Router {
   hono: Hono<AppEnv>;
   base: string;
-  errors: readonly string[];
+  errors: readonly ErrorCode[];
 }
 
 /** A path parameter read through a schema: a value the schema refuses names nothing, so it is `notFound`. */
@@ -37,7 +38,7 @@ export interface RouteSpec<B extends z.ZodType | undefined, Q extends z.ZodType 
   params?: P;
   response: RouteResponse;
   /** Codes this route answers with beyond the router's and the request-validation ones. */
-  errors: readonly string[];
+  errors: readonly ErrorCode[];
   /** What the route does, `resource.verb` (`agents.suspend`): what people will be authorized by. */
   permission: string;
 }
@@ -68,8 +69,8 @@ export const itemsResponse: RouteResponse = { status: 200, description: '{items}
 export const removedResponse: RouteResponse = { status: 204, description: 'Removed' };
 
 /** Codes request validation answers with (src/server/validation.ts), listed for each route that has a body or a query. */
-const BODY_ERRORS = ['REQUEST_CONTENT_TYPE', 'REQUEST_JSON_INVALID', 'REQUEST_TOO_DEEP', 'REQUEST_INVALID'];
-const QUERY_ERRORS = ['REQUEST_QUERY_INVALID'];
+const BODY_ERRORS: readonly ErrorCode[] = ['REQUEST_CONTENT_TYPE', 'REQUEST_JSON_INVALID', 'REQUEST_TOO_DEEP', 'REQUEST_INVALID'];
+const QUERY_ERRORS: readonly ErrorCode[] = ['REQUEST_QUERY_INVALID'];
 
 function emptyBody(c: Context): boolean {
   return (c.req.header('content-length') ?? '0') === '0' && !c.req.header('transfer-encoding');
@@ -94,7 +95,7 @@ export function defineRoute<B extends z.ZodType | undefined = undefined, Q exten
   spec: RouteSpec<B, Q, P>,
   handler: RouteHandler<B, Q, P>,
 ): void {
-  const errors = [...new Set([...router.errors, ...(spec.body ? BODY_ERRORS : []), ...(spec.query ? QUERY_ERRORS : []), ...spec.errors])];
+  const errors: ErrorCode[] = [...new Set([...router.errors, ...(spec.body ? BODY_ERRORS : []), ...(spec.query ? QUERY_ERRORS : []), ...spec.errors])];
   registry.add({
     method: spec.method,
     path: spec.path,

@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../core/error-catalog.ts';
 import { z } from 'zod';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -19,7 +20,7 @@ export interface RouteDoc {
   query?: z.ZodType;
   success: RouteResponse;
   /** Error codes this route may answer with, for the reader (`x-error-codes`). */
-  errors?: readonly string[];
+  errors?: readonly ErrorCode[];
   /** What the route does (`agents.suspend`), for authorization (`x-permission`); see src/server/define-route.ts. */
   permission?: string;
 }

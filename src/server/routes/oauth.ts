@@ -218,7 +218,7 @@ export function registerOAuthRoutes(app: Hono<AppEnv>, admin: Router, docs: Open
         summary: `Create an OAuth client for a ${kind} (client_secret_basic secrets are shown once)`,
         body: clientCreateSchema,
         response: { status: 201, description: '{client_id, client_secret?, identity_id, token_endpoint_auth_method, scopes, tls_client_auth_san_uri?}' },
-        errors: [`${kind.toUpperCase()}_NOT_FOUND`, 'IDENTITY_NOT_ACTIVE', 'CLIENT_SCOPE_RESERVED'],
+        errors: [kind === 'agent' ? 'AGENT_NOT_FOUND' : 'WORKLOAD_NOT_FOUND', 'IDENTITY_NOT_ACTIVE', 'CLIENT_SCOPE_RESERVED'],
         permission: `${kind}s.clients.create`,
       },
       async (c, { body, path }) => {
