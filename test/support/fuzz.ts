@@ -298,6 +298,9 @@ export function fuzzRequests(ctx: FuzzContext): fc.Arbitrary<FuzzRequest> {
 /** What is wrong with an answer, by the rules of its family; undefined when it is a clean one. */
 export async function judge(request: FuzzRequest, response: Response): Promise<string | undefined> {
   const text = await response.text();
+  // The one 5xx that is not Mandate's: asked to discover the tools of an upstream the fuzzer itself
+  // registered at a closed port, Mandate reports that upstream's failure as a bad gateway.
+  if (response.status === 502 && request.route.endsWith('/discover') && text.includes('"GATEWAY_DISCOVERY_FAILED"')) return undefined;
   if (response.status >= 500) return `${response.status} ${text.slice(0, 300)}`;
   if (response.status < 400 || request.method === 'HEAD') return undefined;
   const type = response.headers.get('content-type') ?? '';
