@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ERRORS, type ErrorCode } from '../src/core/error-catalog.ts';
+import { withSection } from './generated-section.ts';
 
 export const START = '<!-- error-table:start -->';
 export const END = '<!-- error-table:end -->';
@@ -18,12 +19,7 @@ export function errorTable(): string {
 }
 
 /** `doc` with the text between the markers replaced by the current table. */
-export function withErrorTable(doc: string): string {
-  const start = doc.indexOf(START);
-  const end = doc.indexOf(END);
-  if (start < 0 || end < start) throw new Error(`docs/api.md needs the markers ${START} and ${END}, in that order`);
-  return `${doc.slice(0, start + START.length)}\n${errorTable()}\n${doc.slice(end)}`;
-}
+export const withErrorTable = (doc: string): string => withSection(doc, START, END, errorTable(), 'docs/api.md');
 
 /** docs/api.md, found from this file's place in the repository (never from the working directory). */
 export const API_DOC = fileURLToPath(new URL('../docs/api.md', import.meta.url));

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { randomToken } from './crypto.ts';
 import { MandateError } from './errors.ts';
+import { SETTINGS, type SettingKey } from './settings.ts';
 
 /**
  * Mandate's configuration, validated once at start. Sources, later ones winning: defaults, a JSON file
@@ -12,89 +13,19 @@ import { MandateError } from './errors.ts';
  * keep them in the data directory so a restart finds the same ones.
  */
 /** An origin as browsers send it in `Origin`: scheme, host and an optional port, nothing else. */
-function isOrigin(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === value;
-  } catch {
-    return false;
-  }
-}
-
-export const configSchema = z
-  .object({
-    mode: z.enum(['production', 'dev', 'demo']).default('production'),
-    host: z.string().min(1).default('127.0.0.1'),
-    port: z.coerce.number().int().min(0).max(65535).default(7400),
-    /**
-     * Serve the admin API (`/api/v1`) on a listener of its own, and only there: operators reach the
-     * control plane (the kill switch among it) whatever agents do to the main listener, and it can be
-     * bound to an internal interface (`adminHost`). Unset: the admin API is on the main listener.
-     */
-    adminPort: z.coerce.number().int().min(0).max(65535).optional(),
-    adminHost: z.string().min(1).default('127.0.0.1'),
-    dataDir: z.string().min(1).default('./.mandate'),
-    databaseUrl: z.string().url().optional(),
-    databaseSchema: z.string().regex(/^[a-z_][a-z0-9_]{0,40}$/).optional(),
-    publicUrl: z.string().url().optional(),
-    adminToken: z.string().optional(),
-    scimToken: z.string().optional(),
-    /** 32 bytes, base64 or base64url: seals keys and secrets at rest. */
-    masterKey: z.string().optional(),
-    inactivityDays: z.coerce.number().int().min(1).max(3650).default(90),
-    auditCheckpointEvery: z.coerce.number().int().min(1).max(1_000_000).default(1000),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /**
-     * Longest a client may take to send a whole request (headers and body). Node's default is 300 s; a
-     * client trickling bodies would hold a socket that long. Answers may take longer (SSE streams,
-     * calls waiting for approval): this bounds receiving the request only.
-     */
-    requestTimeoutSeconds: z.coerce.number().int().min(1).max(3600).default(30),
-    /**
-     * Most connections each listener holds open at once; more are dropped as they arrive. Without a cap,
-     * a client opening connections without end exhausts file descriptors and memory for everyone.
-     */
-    maxConnections: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
-    /**
-     * Most connections one client address holds on a listener: one client cannot take every slot of
-     * `maxConnections` (and lock out the operator's kill switch). Behind a reverse proxy every
-     * connection comes from the proxy: raise it, and limit clients in the proxy.
-     */
-    maxConnectionsPerClient: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
-    /** Largest request body accepted, in bytes. */
-    maxBodyBytes: z.coerce.number().int().min(1024).max(50 * 1024 * 1024).default(1024 * 1024),
-    /** Longest wait between retries when an audit webhook receiver is down. */
-    auditStreamMaxBackoffMs: z.coerce.number().int().min(10).max(3_600_000).default(30_000),
-    /** Longest just-in-time grant any approval rule may allow, in seconds (default 8 hours). */
-    jitMaxSeconds: z.coerce.number().int().min(60).max(90 * 86_400).default(8 * 3600),
-    /**
-     * Whether SCIM may change the members of groups that approve access (approval-rule stages, the MCP
-     * gateway's approver group). Off by default: a compromised identity provider must not be able to make
-     * someone an approver.
-     */
-    scimManagesApproverGroups: z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]).default(false),
-    /**
-     * Browser origins allowed to call the authorization server cross-origin (CORS on `/oauth/token`,
-     * discovery, userinfo, registration, PAR), comma-separated, e.g. `https://app.example.com`. Empty
-     * (the default): no CORS at all, so a web page on another origin can neither read a token response
-     * nor preflight one. Agents and workloads are not browsers and need none. Exact origins only: no `*`.
-     */
-    corsOrigins: z
-      .union([z.array(z.string()), z.string().transform((v) => v.split(',').map((o) => o.trim()).filter((o) => o !== ''))])
-      .pipe(z.array(z.string().refine(isOrigin, 'must be an origin such as https://app.example.com (scheme, host and port only)')).max(100))
-      .default([]),
-  })
-  .strict();
+export const configSchema = z.object(Object.fromEntries(Object.entries(SETTINGS).map(([key, s]) => [key, s.schema])) as { [K in SettingKey]: (typeof SETTINGS)[K]['schema'] }).strict();
 
 export type ConfigInput = z.input<typeof configSchema>;
 
-export interface Config {
-  mode: 'production' | 'dev' | 'demo';
-  host: string;
-  port: number;
+type Parsed = z.output<typeof configSchema>;
+
+/**
+ * The configuration as the program reads it: every setting as validated (inferred from SETTINGS),
+ * except those `loadConfig` completes — the public URL resolved, the secrets generated in dev, the
+ * master key decoded.
+ */
+export type Config = { [K in Exclude<SettingKey, 'publicUrl' | 'adminToken' | 'masterKey' | 'adminPort' | 'databaseUrl' | 'databaseSchema' | 'scimToken'>]: Parsed[K] } & {
   adminPort: number | undefined;
-  adminHost: string;
-  dataDir: string;
   databaseUrl: string | undefined;
   databaseSchema: string | undefined;
   publicUrl: string;
@@ -103,48 +34,13 @@ export interface Config {
   adminToken: string;
   scimToken: string | undefined;
   masterKey: Uint8Array;
-  inactivityDays: number;
-  auditCheckpointEvery: number;
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  maxBodyBytes: number;
-  requestTimeoutSeconds: number;
-  maxConnections: number;
-  maxConnectionsPerClient: number;
-  auditStreamMaxBackoffMs: number;
-  jitMaxSeconds: number;
-  scimManagesApproverGroups: boolean;
-  corsOrigins: string[];
-}
-
-const ENV: Record<string, keyof ConfigInput> = {
-  MANDATE_MODE: 'mode',
-  MANDATE_HOST: 'host',
-  MANDATE_PORT: 'port',
-  MANDATE_DATA_DIR: 'dataDir',
-  MANDATE_DATABASE_URL: 'databaseUrl',
-  MANDATE_DATABASE_SCHEMA: 'databaseSchema',
-  MANDATE_PUBLIC_URL: 'publicUrl',
-  MANDATE_ADMIN_TOKEN: 'adminToken',
-  MANDATE_SCIM_TOKEN: 'scimToken',
-  MANDATE_MASTER_KEY: 'masterKey',
-  MANDATE_INACTIVITY_DAYS: 'inactivityDays',
-  MANDATE_AUDIT_CHECKPOINT_EVERY: 'auditCheckpointEvery',
-  MANDATE_LOG_LEVEL: 'logLevel',
-  MANDATE_MAX_BODY_BYTES: 'maxBodyBytes',
-  MANDATE_REQUEST_TIMEOUT_SECONDS: 'requestTimeoutSeconds',
-  MANDATE_MAX_CONNECTIONS: 'maxConnections',
-  MANDATE_ADMIN_PORT: 'adminPort',
-  MANDATE_ADMIN_HOST: 'adminHost',
-  MANDATE_MAX_CONNECTIONS_PER_CLIENT: 'maxConnectionsPerClient',
-  MANDATE_AUDIT_STREAM_MAX_BACKOFF_MS: 'auditStreamMaxBackoffMs',
-  MANDATE_JIT_MAX_SECONDS: 'jitMaxSeconds',
-  MANDATE_SCIM_MANAGES_APPROVER_GROUPS: 'scimManagesApproverGroups',
-  MANDATE_CORS_ORIGINS: 'corsOrigins',
 };
+
+const ENV = Object.entries(SETTINGS).map(([key, s]) => [s.env, key] as const);
 
 export function configFromEnvironment(env: NodeJS.ProcessEnv = process.env): ConfigInput {
   const input: Record<string, string> = {};
-  for (const [name, key] of Object.entries(ENV)) {
+  for (const [name, key] of ENV) {
     const value = env[name];
     if (value !== undefined && value !== '') input[key] = value;
   }
@@ -196,13 +92,11 @@ export function loadConfig(...sources: ConfigInput[]): Config {
   if (problems.length > 0) {
     throw new MandateError('CONFIG_INVALID', `refusing to start: ${problems.join('; ')}`, 400, { problems });
   }
+  // Every validated setting as it is, then what loadConfig completed (the same key always wins here).
   return {
-    mode: c.mode,
-    host: c.host,
-    adminPort: c.adminPort,
-    adminHost: c.adminHost,
-    port: c.port,
+    ...c,
     dataDir,
+    adminPort: c.adminPort,
     databaseUrl: c.databaseUrl,
     databaseSchema: c.databaseSchema,
     publicUrl,
@@ -210,17 +104,6 @@ export function loadConfig(...sources: ConfigInput[]): Config {
     adminToken: adminToken!,
     scimToken: c.scimToken ?? (relaxed ? generated?.scimToken : undefined),
     masterKey: masterKey!,
-    inactivityDays: c.inactivityDays,
-    auditCheckpointEvery: c.auditCheckpointEvery,
-    logLevel: c.logLevel,
-    maxBodyBytes: c.maxBodyBytes,
-    requestTimeoutSeconds: c.requestTimeoutSeconds,
-    maxConnections: c.maxConnections,
-    maxConnectionsPerClient: c.maxConnectionsPerClient,
-    auditStreamMaxBackoffMs: c.auditStreamMaxBackoffMs,
-    jitMaxSeconds: c.jitMaxSeconds,
-    scimManagesApproverGroups: c.scimManagesApproverGroups,
-    corsOrigins: c.corsOrigins,
   };
 }
 
