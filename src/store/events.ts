@@ -13,6 +13,24 @@ export interface ChangeEvent {
 }
 
 /**
+ * Topic → payload, for the topics whose payload is typed. Domains add their topics by declaration
+ * merging (`declare module '../store/events.ts' { interface ChangeTopics { 'x.changed': { id: string } } }`),
+ * so the store never imports a domain. Untyped topics still work through the `string` overloads.
+ */
+export interface ChangeTopics {
+  /** Events may have been missed: reload everything. */
+  resync: Record<string, never>;
+}
+
+export type ChangeTopic = keyof ChangeTopics & string;
+
+/** An event of a typed topic. */
+export interface TopicEvent<K extends ChangeTopic> {
+  topic: K;
+  data: ChangeTopics[K];
+}
+
+/**
  * A handler that does asynchronous work returns its promise, never starts it and drops it: the process
  * that made the change waits for it (read-your-writes), and a failure reaches the bus, which logs it and
  * schedules a `resync` so the subscriber's cache is reloaded rather than left stale.
@@ -38,6 +56,8 @@ export class ChangeEvents {
   }
 
   /** Subscribes to one topic, or to every topic with `*`. Returns the unsubscribe function. */
+  on<K extends ChangeTopic>(topic: K, handler: (event: TopicEvent<K>) => void | Promise<void>): () => void;
+  on(topic: string, handler: ChangeHandler): () => void;
   on(topic: string, handler: ChangeHandler): () => void {
     this.#emitter.on(topic, handler);
     return () => this.#emitter.off(topic, handler);

@@ -5,7 +5,8 @@ export { Store, LOCK_AUDIT_CHAIN, type Dialect, type StoreOptions, type Tx } fro
 export { isStoreUnreachable, asStoreError } from './unavailable.ts';
 export { dbErrorKind, isUniqueViolation, type DbErrorKind } from './db-errors.ts';
 export type { StoreLogger } from './pg-pool.ts';
-export { ChangeEvents, type ChangeEvent, type ChangeHandler } from './events.ts';
+export { ChangeEvents, type ChangeEvent, type ChangeHandler, type ChangeTopics, type ChangeTopic, type TopicEvent } from './events.ts';
+export { ReplicatedView, type ReplicatedViewOptions } from './replicated-view.ts';
 export type {
   Database,
   HumanTable,
