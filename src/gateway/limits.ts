@@ -1,8 +1,14 @@
 import type { AuditLog } from '../audit/index.ts';
 import { MandateError } from '../core/errors.ts';
-import type { Store } from '../store/index.ts';
+import { ReplicatedView, type Store } from '../store/index.ts';
 
 export const GATEWAY_LIMITS_CHANGED = 'gateway.limits.changed';
+
+declare module '../store/events.ts' {
+  interface ChangeTopics {
+    [GATEWAY_LIMITS_CHANGED]: { id: string };
+  }
+}
 
 export interface AgentLimits {
   callsPerMinute: number | null;
@@ -17,7 +23,7 @@ export interface AgentLimits {
 export class LimitService {
   readonly #store: Store;
   readonly #audit: AuditLog;
-  readonly #overrides = new Map<string, AgentLimits>();
+  readonly #overrides: ReplicatedView<Map<string, AgentLimits>, typeof GATEWAY_LIMITS_CHANGED>;
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
   readonly #now: () => number;
 
@@ -25,26 +31,37 @@ export class LimitService {
     this.#store = store;
     this.#audit = audit;
     this.#now = options.now ?? (() => performance.now());
-    // A failed load reaches the change-event bus, which logs it and resyncs again later.
-    store.events.on(GATEWAY_LIMITS_CHANGED, () => this.load());
-    store.events.on('resync', () => this.load());
+    this.#overrides = new ReplicatedView({
+      name: 'gateway limits',
+      events: store.events,
+      topics: [GATEWAY_LIMITS_CHANGED],
+      load: async () => {
+        const rows = await store.db.selectFrom('mcp_agent_limits').selectAll().execute();
+        // A new set of limits starts every bucket afresh.
+        this.#buckets.clear();
+        return new Map(rows.map((row) => [row.identity_id, { callsPerMinute: row.calls_per_minute, maxSessions: row.max_sessions }]));
+      },
+      // Limits are served from the last load while the store is away, as they always were.
+      initial: new Map(),
+    });
   }
 
-  async load(): Promise<void> {
-    const rows = await this.#store.db.selectFrom('mcp_agent_limits').selectAll().execute();
-    this.#overrides.clear();
-    for (const row of rows) this.#overrides.set(row.identity_id, { callsPerMinute: row.calls_per_minute, maxSessions: row.max_sessions });
-    this.#buckets.clear();
+  load(): Promise<void> {
+    return this.#overrides.reload();
+  }
+
+  #own(identityId: string): AgentLimits | undefined {
+    return this.#overrides.last()?.get(identityId);
   }
 
   /** The agent's own limits, or the defaults. */
   effective(identityId: string, defaults: AgentLimits): AgentLimits {
-    const own = this.#overrides.get(identityId);
+    const own = this.#own(identityId);
     return { callsPerMinute: own?.callsPerMinute ?? defaults.callsPerMinute, maxSessions: own?.maxSessions ?? defaults.maxSessions };
   }
 
   own(identityId: string): AgentLimits | undefined {
-    return this.#overrides.get(identityId);
+    return this.#own(identityId);
   }
 
   /** Takes one call from the agent's bucket; false when the rate is exhausted. */
@@ -69,7 +86,8 @@ export class LimitService {
       await this.#audit.appendIn(tx, { actor, action: 'mcp.limits.set', target: identityId, outcome: 'success', details: { ...limits } });
       tx.publish(GATEWAY_LIMITS_CHANGED, { id: identityId });
     });
-    this.#overrides.set(identityId, limits);
+    // The commit's change event has reloaded the view already (read-your-writes); this covers a reload that failed.
+    this.#overrides.last()?.set(identityId, limits);
     this.#buckets.delete(identityId);
     return limits;
   }

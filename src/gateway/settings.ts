@@ -1,8 +1,14 @@
 import { z } from 'zod';
 import type { AuditLog } from '../audit/index.ts';
-import type { Store } from '../store/index.ts';
+import { ReplicatedView, type Store } from '../store/index.ts';
 
 export const GATEWAY_SETTINGS_CHANGED = 'gateway.settings.changed';
+
+declare module '../store/events.ts' {
+  interface ChangeTopics {
+    [GATEWAY_SETTINGS_CHANGED]: Record<string, never>;
+  }
+}
 
 const limit = z.number().int().min(1).max(1_000_000).nullable();
 
@@ -49,27 +55,37 @@ const KEY = 'gateway';
 export class SettingsStore {
   readonly #store: Store;
   readonly #audit: AuditLog;
-  #current: GatewaySettings = gatewaySettingsSchema.parse({});
+  readonly #view: ReplicatedView<GatewaySettings, typeof GATEWAY_SETTINGS_CHANGED>;
 
   constructor(store: Store, audit: AuditLog) {
     this.#store = store;
     this.#audit = audit;
-    // A failed load reaches the change-event bus, which logs it and resyncs again later.
-    store.events.on(GATEWAY_SETTINGS_CHANGED, () => this.load());
-    store.events.on('resync', () => this.load());
+    this.#view = new ReplicatedView({
+      name: 'gateway settings',
+      events: store.events,
+      topics: [GATEWAY_SETTINGS_CHANGED],
+      load: async () => {
+        const row = await store.db.selectFrom('mcp_settings').select('value').where('key', '=', KEY).executeTakeFirst();
+        return gatewaySettingsSchema.parse(row ? JSON.parse(row.value) : {});
+      },
+      initial: gatewaySettingsSchema.parse({}),
+    });
   }
 
+  /**
+   * The last loaded settings, served while the store is away: they configure (redaction, timeouts), they
+   * grant nothing, and every call needs the store for its decision record anyway.
+   */
   get current(): GatewaySettings {
-    return this.#current;
+    return this.#view.last() as GatewaySettings;
   }
 
-  async load(): Promise<void> {
-    const row = await this.#store.db.selectFrom('mcp_settings').select('value').where('key', '=', KEY).executeTakeFirst();
-    this.#current = gatewaySettingsSchema.parse(row ? JSON.parse(row.value) : {});
+  load(): Promise<void> {
+    return this.#view.reload();
   }
 
   async update(patch: z.infer<typeof gatewaySettingsPatch>, actor: string): Promise<GatewaySettings> {
-    const next = gatewaySettingsSchema.parse({ ...this.#current, ...patch });
+    const next = gatewaySettingsSchema.parse({ ...this.current, ...patch });
     await this.#store.transaction(async (tx) => {
       const now = new Date().toISOString();
       const value = JSON.stringify(next);
@@ -79,12 +95,12 @@ export class SettingsStore {
       // Old and new values (settings hold no secrets: the webhook secret lives in the vault), so that e.g.
       // emptying redactPaths or re-pointing the approval webhook can be traced to who did it.
       const changed = Object.keys(patch) as (keyof GatewaySettings)[];
-      const from = Object.fromEntries(changed.map((k) => [k, this.#current[k]]));
+      const from = Object.fromEntries(changed.map((k) => [k, this.current[k]]));
       const to = Object.fromEntries(changed.map((k) => [k, next[k]]));
       await this.#audit.appendIn(tx, { actor, action: 'mcp.settings.update', target: KEY, outcome: 'success', details: { changed, from, to } });
       tx.publish(GATEWAY_SETTINGS_CHANGED, {});
     });
-    this.#current = next;
+    // The commit's change event has reloaded the view already (read-your-writes).
     return next;
   }
 }
