@@ -128,6 +128,29 @@ describe.each(BACKENDS)('ReplicatedView (%s)', (backend) => {
     expect(view.current().get('a')).toBe('1');
   });
 
+  it('tells its owner after the new value is in place, and applies its own writes in order with events', async () => {
+    const store = await open();
+    const seen: (string | undefined)[] = [];
+    const view: ReplicatedView<Map<string, string>, typeof TOPIC> = track(
+      new ReplicatedView({
+        name: 't',
+        events: store.events,
+        topics: [TOPIC],
+        load: () => readAll(store),
+        apply: async (current, event) => {
+          const row = await store.db.selectFrom('mcp_settings').select('value').where('key', '=', event.data.key).executeTakeFirst();
+          return new Map(current).set(event.data.key, row?.value ?? '');
+        },
+        // Reads through the view: the value it is told about is already the current one.
+        onUpdate: (value, event) => seen.push(event ? `${event.data.key}=${view.current().get(event.data.key)}` : `load:${value.size}`),
+      }),
+    );
+    await view.reload();
+    await put(store, 'a', '1');
+    await view.refresh({ topic: TOPIC, data: { key: 'a' } });
+    expect(seen).toEqual(['load:0', 'a=1', 'a=1']);
+  });
+
   it('stops following changes once disposed', async () => {
     const store = await open();
     const view = new ReplicatedView({ name: 't', events: store.events, topics: [TOPIC], load: () => readAll(store) });

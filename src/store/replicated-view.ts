@@ -25,6 +25,11 @@ export interface ReplicatedViewOptions<T, K extends ChangeTopic> {
    * to ask for a full load instead. Without it, every event reloads.
    */
   apply?: (current: T, event: TopicEvent<K>) => T | undefined | Promise<T | undefined>;
+  /**
+   * Called after a new value is in place (so the view reads it): with the event it applied, or without
+   * one after a full load. It must not throw (listeners are the owner's to guard).
+   */
+  onUpdate?: (value: T, event: TopicEvent<K> | undefined) => void;
   /** Value served by `last()` before the first load. */
   initial?: T;
   logger?: StoreLogger;
@@ -86,6 +91,14 @@ export class ReplicatedView<T, K extends ChangeTopic = ChangeTopic> {
     return queued;
   }
 
+  /**
+   * Applies an event this process knows about now (its own write), in order with the others; resolves
+   * once the view reflects it. Rejects like `reload`.
+   */
+  refresh(event: TopicEvent<K>): Promise<void> {
+    return this.#onEvent(event);
+  }
+
   /** Unsubscribes and stops retrying; the last value stays readable. */
   dispose(): void {
     this.#disposed = true;
@@ -111,6 +124,7 @@ export class ReplicatedView<T, K extends ChangeTopic = ChangeTopic> {
       }
       if (next === undefined) return this.#loadOnce();
       this.#value = next;
+      this.#options.onUpdate?.(next, event);
     });
     this.#tail = step.catch(() => undefined);
     return step;
@@ -132,6 +146,7 @@ export class ReplicatedView<T, K extends ChangeTopic = ChangeTopic> {
     this.#retryDelay = RETRY_FIRST_MS;
     clearTimeout(this.#retry);
     this.#retry = undefined;
+    this.#options.onUpdate?.(value, undefined);
   }
 
   /** Marks the view stale, logs, and schedules one retry (doubling, capped), on top of the bus's resync. */
