@@ -96,6 +96,11 @@ export class ChangeEvents {
     } else this.#scheduleResync();
   }
 
+  /** True once the store is closing: nothing should reload any more. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Stops pending retries (the store is closing). */
   close(): void {
     this.#closed = true;

@@ -151,6 +151,26 @@ describe.each(BACKENDS)('ReplicatedView (%s)', (backend) => {
     expect(seen).toEqual(['load:0', 'a=1', 'a=1']);
   });
 
+  it('stops retrying once its store is closing', async () => {
+    const store = await open();
+    let loads = 0;
+    const view = track(
+      new ReplicatedView({
+        name: 't',
+        events: store.events,
+        topics: [TOPIC],
+        load: async () => {
+          loads++;
+          throw new Error('store away');
+        },
+      }),
+    );
+    store.events.close();
+    await expect(view.reload()).rejects.toThrow('store away');
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(loads).toBe(1);
+  });
+
   it('stops following changes once disposed', async () => {
     const store = await open();
     const view = new ReplicatedView({ name: 't', events: store.events, topics: [TOPIC], load: () => readAll(store) });

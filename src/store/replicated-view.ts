@@ -153,7 +153,8 @@ export class ReplicatedView<T, K extends ChangeTopic = ChangeTopic> {
   #fail(error: unknown): void {
     this.#stale = true;
     this.#options.logger?.warn({ err: error, view: this.#options.name }, 'store: a replicated view failed to load; it answers STORE_UNAVAILABLE until a reload succeeds');
-    if (this.#retry || this.#disposed) return;
+    // A closed store's views stop retrying: their owner is shutting down.
+    if (this.#retry || this.#disposed || this.#options.events.closed) return;
     const delay = this.#retryDelay;
     this.#retryDelay = Math.min(delay * 2, RETRY_MAX_MS);
     this.#retry = setTimeout(() => {
