@@ -1,7 +1,7 @@
 import type { AuditLog } from '../audit/index.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { MandateError } from '../core/errors.ts';
-import type { Store, Tx } from '../store/index.ts';
+import { ReplicatedView, type Store, type Tx } from '../store/index.ts';
 import type { Vault } from '../vault/index.ts';
 import { credentialSecretName, envSecretName, type CredentialBroker } from './credentials.ts';
 import { discoverTools, type DiscoveredTool, type DiscoveryTarget } from './discovery.ts';
@@ -9,6 +9,12 @@ import type { CredentialKind, ServerSettings, ToolSettings, UpstreamCredential, 
 
 /** Change-event topic: an upstream or its tools changed (every replica reloads it). */
 export const GATEWAY_REGISTRY_CHANGED = 'gateway.registry.changed';
+
+declare module '../store/events.ts' {
+  interface ChangeTopics {
+    [GATEWAY_REGISTRY_CHANGED]: { server: string };
+  }
+}
 
 export const SERVER_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export const LABEL = /^[a-z0-9][a-z0-9_:.-]{0,63}$/;
@@ -32,7 +38,7 @@ export class UpstreamRegistry {
   readonly #vault: Vault;
   readonly #credentials: CredentialBroker;
   readonly #clock: Clock;
-  #cache = new Map<string, Cached>();
+  readonly #view: ReplicatedView<Map<string, Cached>, typeof GATEWAY_REGISTRY_CHANGED>;
   readonly #listeners = new Set<(server: string) => void>();
 
   constructor(store: Store, audit: AuditLog, vault: Vault, credentials: CredentialBroker, options: { clock?: Clock } = {}) {
@@ -41,13 +47,39 @@ export class UpstreamRegistry {
     this.#vault = vault;
     this.#credentials = credentials;
     this.#clock = options.clock ?? systemClock;
-    store.events.on(GATEWAY_REGISTRY_CHANGED, (event) => {
-      const name = typeof event.data.server === 'string' ? event.data.server : undefined;
-      // Returned, not dropped: a failed reload reaches the change-event bus, which logs it and
-      // schedules a resync (a full reload) instead of leaving this entry stale or rejecting unowned.
-      return name ? this.#reload(name) : undefined;
+    this.#view = new ReplicatedView({
+      name: 'gateway registry',
+      events: store.events,
+      topics: [GATEWAY_REGISTRY_CHANGED],
+      load: async () => {
+        const rows = await this.#store.db.selectFrom('mcp_servers').select('name').execute();
+        const next = new Map<string, Cached>();
+        for (const row of rows) {
+          const loaded = await this.#read(row.name);
+          if (loaded) next.set(row.name, loaded);
+        }
+        return next;
+      },
+      // One server changed: re-read only it.
+      apply: async (current, event) => {
+        const name = event.data.server;
+        const loaded = await this.#read(name);
+        const next = new Map(current);
+        if (loaded) next.set(name, loaded);
+        else next.delete(name);
+        return next;
+      },
+      onUpdate: (value, event) => {
+        if (event) this.#emit(event.data.server);
+        else for (const name of value.keys()) this.#emit(name);
+      },
+      // The registry answered from its last load while the store was away before it was a view; kept.
+      initial: new Map(),
     });
-    store.events.on('resync', () => this.load());
+  }
+
+  get #cache(): Map<string, Cached> {
+    return this.#view.last() ?? new Map();
   }
 
   /** Called after a server or its tools changed (here or on another replica). */
@@ -56,15 +88,8 @@ export class UpstreamRegistry {
     return () => this.#listeners.delete(listener);
   }
 
-  async load(): Promise<void> {
-    const rows = await this.#store.db.selectFrom('mcp_servers').select('name').execute();
-    const next = new Map<string, Cached>();
-    for (const row of rows) {
-      const loaded = await this.#read(row.name);
-      if (loaded) next.set(row.name, loaded);
-    }
-    this.#cache = next;
-    for (const name of next.keys()) this.#emit(name);
+  load(): Promise<void> {
+    return this.#view.reload();
   }
 
   server(name: string): UpstreamServer | undefined {
@@ -267,11 +292,9 @@ export class UpstreamRegistry {
     if (!row) throw new MandateError('MCP_SERVER_NOT_FOUND', `MCP server ${name} not found`, 404, { name });
   }
 
-  async #reload(name: string): Promise<void> {
-    const loaded = await this.#read(name);
-    if (loaded) this.#cache.set(name, loaded);
-    else this.#cache.delete(name);
-    this.#emit(name);
+  /** After a write of this process: in order with the change events, so an older read never wins. */
+  #reload(name: string): Promise<void> {
+    return this.#view.refresh({ topic: GATEWAY_REGISTRY_CHANGED, data: { server: name } });
   }
 
   #emit(name: string): void {
