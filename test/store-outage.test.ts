@@ -211,11 +211,21 @@ describe('a PostgreSQL outage', () => {
     let recovered: { tool: boolean; token: boolean; decision: boolean } = { tool: false, token: false, decision: false };
     while (Date.now() - backAt < 5_000 && !(recovered.tool && recovered.token && recovered.decision)) {
       recovered = {
-        tool: recovered.tool || (await mcpClient().then(async (client) => {
-          const result = await client.callTool({ name: 'echo', arguments: { message: 'after' } });
-          await client.close();
-          return JSON.stringify(result.content) === JSON.stringify([{ type: 'text', text: 'echo: after' }]);
-        }, () => false)),
+        // A call refused while the decision point is still rebuilding (it decides nothing until a
+        // resync succeeds) is not recovered yet: try again, as a client would, within the 5 s.
+        tool: recovered.tool || (await mcpClient().then(
+          async (client) => {
+            try {
+              const result = await client.callTool({ name: 'echo', arguments: { message: 'after' } });
+              return JSON.stringify(result.content) === JSON.stringify([{ type: 'text', text: 'echo: after' }]);
+            } catch {
+              return false;
+            } finally {
+              await client.close();
+            }
+          },
+          () => false,
+        )),
         token: recovered.token || (await token().then(async (r) => r.ok && typeof ((await r.json()) as { access_token?: unknown }).access_token === 'string', () => false)),
         decision: recovered.decision || (await decide().then(async (r) => r.ok && ((await r.json()) as { decision?: unknown }).decision === true, () => false)),
       };
