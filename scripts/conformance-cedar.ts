@@ -1,15 +1,17 @@
 /**
- * Runs the Cedar conformance corpus (/work/shared/conformance/cedar, or the folder given as the first
- * argument) through `runPolicyEval` and compares each decision with the expected one: decision, reasons
+ * Runs the Cedar conformance corpus (shared/conformance/cedar beside the repository, or the folder given
+ * as the first argument; `test/conformance.test.ts` runs it in `npm test`) through `runPolicyEval` and compares each decision with the expected one: decision, reasons
  * as a set, and the set of policy ids that errored (error messages need not match).
  *
  *   node scripts/conformance-cedar.ts [corpus-dir]
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { runPolicyEval } from '../src/policy/index.ts';
 
-const root = process.argv[2] ?? '/work/shared/conformance/cedar';
+/** shared/conformance/cedar beside the repository, found from this file (never an absolute path). */
+export const CEDAR_CORPUS = fileURLToPath(new URL('../../shared/conformance/cedar', import.meta.url));
 
 function* testDirs(dir: string): Generator<string> {
   if (existsSync(join(dir, 'policies.cedar'))) {
@@ -31,6 +33,7 @@ interface Expected {
 const key = (d: Expected): string =>
   JSON.stringify({ decision: d.decision, reasons: [...d.reasons].sort(), errors: [...new Set(d.errors.map((e) => e.policyId))].sort() });
 
+export function runCedarCorpus(root: string): { passed: number; failed: number; diffs: string[] } {
 let passed = 0;
 let failed = 0;
 const diffs: string[] = [];
@@ -60,6 +63,12 @@ for (const dir of testDirs(root)) {
     }
   });
 }
-for (const d of diffs.slice(0, Number(process.env.SHOW ?? 8))) console.log(d);
-console.log(`${passed} passed, ${failed} failed`);
-process.exitCode = failed === 0 ? 0 : 1;
+return { passed, failed, diffs };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { passed, failed, diffs } = runCedarCorpus(process.argv[2] ?? CEDAR_CORPUS);
+  for (const d of diffs.slice(0, Number(process.env.SHOW ?? 8))) console.log(d);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed === 0 ? 0 : 1;
+}
