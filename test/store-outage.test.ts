@@ -208,6 +208,7 @@ describe('a PostgreSQL outage', () => {
     expect((await fetch(`${baseUrl}/healthz`)).status).toBe(200);
 
     // The database is back: a tool call, a token and a decision work again within 5 s.
+    const refusedWhileRecovering: string[] = [];
     let recovered: { tool: boolean; token: boolean; decision: boolean } = { tool: false, token: false, decision: false };
     while (Date.now() - backAt < 5_000 && !(recovered.tool && recovered.token && recovered.decision)) {
       recovered = {
@@ -218,7 +219,8 @@ describe('a PostgreSQL outage', () => {
             try {
               const result = await client.callTool({ name: 'echo', arguments: { message: 'after' } });
               return JSON.stringify(result.content) === JSON.stringify([{ type: 'text', text: 'echo: after' }]);
-            } catch {
+            } catch (error) {
+              refusedWhileRecovering.push((error as Error).message);
               return false;
             } finally {
               await client.close();
@@ -234,6 +236,8 @@ describe('a PostgreSQL outage', () => {
     const recoveredIn = Date.now() - backAt;
     console.info(`store outage: ${during.length} requests during the ${CUT_MS} ms cut, all 503; recovered in ${recoveredIn} ms`);
     expect(recovered).toEqual({ tool: true, token: true, decision: true });
+    // A call refused while the decision point rebuilds says so (retry), not that a policy denied it.
+    expect(refusedWhileRecovering.filter((m) => m.includes('denied by policy'))).toEqual([]);
     expect(recoveredIn).toBeLessThan(5_000);
     expect((await fetch(`${baseUrl}/readyz`)).status).toBe(200);
     // The session opened before the outage also works again.

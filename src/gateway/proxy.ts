@@ -1,6 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
-import { MandateError, toProblem } from '../core/errors.ts';
+import { isMandateError, MandateError, toProblem } from '../core/errors.ts';
 import { isTokenError, wwwAuthenticate, protectedResourceMetadataUrl } from '../oauth/index.ts';
 import type { AgentDirectory } from './agents.ts';
 import type { ApprovalService } from './approvals.ts';
@@ -473,6 +473,11 @@ export class GatewayProxy {
     try {
       decision = decideCall(d.pdp, caller, targetInfo, args, flowView(session, batch), { now: new Date(), clientAddress });
     } catch (error) {
+      // The decision point is rebuilding after the store was away: nothing is decided (fail closed),
+      // but it is no policy's answer either, and the agent may retry shortly.
+      if (isMandateError(error) && error.code === 'STORE_UNAVAILABLE') {
+        return refuse(RPC_UPSTREAM, 'the decision point is unavailable (the store was away): the call was not forwarded; retry shortly', { reason: 'store_unavailable' }, { code: 'STORE_UNAVAILABLE' });
+      }
       // The request could not even be evaluated (a context the engine refuses): fail closed.
       d.logger.warn({ err: (error as Error).message, target }, 'gateway decision failed');
       return refuse(RPC_DENIED, `denied by policy: ${action} ${target} (the request could not be evaluated)`, { reason: 'evaluation_error' });
