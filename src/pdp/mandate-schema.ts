@@ -1,4 +1,4 @@
-import { validatePolicies, type ValidationIssue } from '../policy/index.ts';
+import { validatePolicies, type TemplateLink, type ValidationIssue } from '../policy/index.ts';
 
 /**
  * Mandate's own Cedar schema: the vocabulary of the registry projection and the MCP gateway
@@ -41,10 +41,10 @@ action "prompts/get" appliesTo { principal: [Agent, Workload, Human], resource: 
  * Validates policies against Mandate's schema. Findings that only stem from the free-form records
  * (`context.args`, `settings`) are dropped: the schema cannot type them, so they say nothing.
  */
-export function validateAgainstMandateSchema(cedar: string): ValidationIssue[] {
+export function validateAgainstMandateSchema(cedar: string, links: readonly TemplateLink[] = []): ValidationIssue[] {
   const lines = cedar.split('\n');
   const readsFreeForm = (issue: ValidationIssue) => /context\.args|\.settings\b/.test(lines.slice(issue.line - 1).join('\n').split(';')[0] ?? '');
-  return validatePolicies(cedar, MANDATE_SCHEMA).filter((issue) => {
+  return validatePolicies(cedar, MANDATE_SCHEMA, links).filter((issue) => {
     if (/attribute `(args|settings)(\.|`)/.test(issue.message)) return false;
     // `context.args has x` on an empty record makes Cedar call the policy impossible: it is not.
     if (/policy is impossible/.test(issue.message) && readsFreeForm(issue)) return false;

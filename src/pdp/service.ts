@@ -204,7 +204,7 @@ export class PdpService {
     // Throws POLICY_PARSE with line and column (or POLICY_LINK) before anything is written.
     const links = options.links ?? [];
     const compiled = compilePolicySet(cedar, { links });
-    const errors = validateAgainstMandateSchema(cedar).filter((issue) => issue.severity === 'error');
+    const errors = validateAgainstMandateSchema(cedar, links).filter((issue) => issue.severity === 'error');
     const forced = options.force === true;
     if (errors.length > 0 && !forced) {
       const first = errors[0]!;

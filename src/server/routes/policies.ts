@@ -62,7 +62,7 @@ export function registerPolicyRoutes(admin: Router, docs: OpenApiRegistry, servi
     async (c, { params }) => c.json(await pdp.activate(params.version, c.get('actor'))),
   );
 
-  const validateBody = z.object({ cedar: z.string().max(MAX_POLICY_TEXT), schema: z.string().max(MAX_POLICY_TEXT).optional() }).strict();
+  const validateBody = z.object({ cedar: z.string().max(MAX_POLICY_TEXT), schema: z.string().max(MAX_POLICY_TEXT).optional(), links: z.array(link).max(100_000).optional() }).strict();
   defineRoute(
     admin,
     docs,
@@ -77,7 +77,7 @@ export function registerPolicyRoutes(admin: Router, docs: OpenApiRegistry, servi
       permission: 'policies.validate',
     },
     async (c, { body }) => {
-      const issues = body.schema === undefined ? validateAgainstMandateSchema(body.cedar) : validatePolicies(body.cedar, body.schema);
+      const issues = body.schema === undefined ? validateAgainstMandateSchema(body.cedar, body.links) : validatePolicies(body.cedar, body.schema, body.links);
       return c.json({ valid: !issues.some((i) => i.severity === 'error'), issues, schema: body.schema === undefined ? 'mandate' : 'request' });
     },
   );
