@@ -32,3 +32,25 @@ describe('policy validation covers template links', () => {
     expect(audit.items.filter((e) => e.action === 'policy.apply').at(-1)!.details).toMatchObject({ forced: true, validationErrors: 1 });
   });
 });
+
+describe('SCIM query strings with U+0000 on PostgreSQL', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('postgres');
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  // readQuery refuses NUL on the admin API; the SCIM routes read their query themselves, and a filter's
+  // value went into SQL, where PostgreSQL text cannot hold it: 500 INTERNAL.
+  it.each([
+    ['/Users', `filter=${encodeURIComponent('userName eq "a\u0000"')}`, 'invalidFilter'],
+    ['/Groups', `filter=${encodeURIComponent('displayName eq "\u0000"')}`, 'invalidFilter'],
+    ['/Users', 'attributes=userName%00', 'invalidValue'],
+  ])('GET %s?%s is 400 %s, not 500', async (path, query, scimType) => {
+    const response = await fetch(`${server.url}/scim/v2${path}?${query}`, { headers: { authorization: `Bearer ${server.services.config.scimToken!}` } });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ status: '400', scimType });
+  });
+});

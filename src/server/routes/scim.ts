@@ -140,8 +140,15 @@ export function registerScimRoutes(app: Hono<AppEnv>, docs: OpenApiRegistry, ser
     { path: '/Users', kind: 'User', create: service.createUser, get: service.getUser, list: service.listUsers, replace: service.replaceUser, patch: service.patchUser, remove: service.deleteUser },
     { path: '/Groups', kind: 'Group', create: service.createGroup, get: service.getGroup, list: service.listGroups, replace: service.replaceGroup, patch: service.patchGroup, remove: service.deleteGroup },
   ] as const;
+  // A query value goes into SQL (a filter's value) or is matched against names: PostgreSQL text cannot
+  // hold U+0000 and the query failed as a 500, so it is refused like a body string with one.
+  const query = (c: Context, name: string): string | undefined => {
+    const value = c.req.query(name);
+    if (value?.includes('\u0000')) throw scimError(name === 'filter' ? 'invalidFilter' : 'invalidValue', `${name} must not contain the NUL character`);
+    return value;
+  };
   for (const r of resources) {
-    const projection = (c: Context) => ({ attributes: c.req.query('attributes'), excludedAttributes: c.req.query('excludedAttributes') });
+    const projection = (c: Context) => ({ attributes: query(c, 'attributes'), excludedAttributes: query(c, 'excludedAttributes') });
     const ifMatch = (c: Context) => c.req.header('if-match');
 
     doc('post', r.path, `Create a ${r.kind}`, 201);
@@ -149,7 +156,7 @@ export function registerScimRoutes(app: Hono<AppEnv>, docs: OpenApiRegistry, ser
 
     doc('get', r.path, `List ${r.kind}s (filter, startIndex, count, attributes, excludedAttributes)`);
     scim.get(r.path, async (c) =>
-      send(c, await r.list.call(service, { filter: c.req.query('filter'), startIndex: c.req.query('startIndex'), count: c.req.query('count'), ...projection(c) })),
+      send(c, await r.list.call(service, { filter: query(c, 'filter'), startIndex: query(c, 'startIndex'), count: query(c, 'count'), ...projection(c) })),
     );
 
     doc('get', `${r.path}/{id}`, `Get a ${r.kind}`);
