@@ -54,3 +54,38 @@ describe('SCIM query strings with U+0000 on PostgreSQL', () => {
     expect(await response.json()).toMatchObject({ status: '400', scimType });
   });
 });
+
+describe('OAuth identifiers with U+0000 on PostgreSQL', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('postgres');
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const form = (body: Record<string, string>, headers: Record<string, string> = {}): RequestInit => ({
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(body).toString(),
+  });
+  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const unsignedJwt = (claims: Record<string, unknown>) => `${b64({ alg: 'ES256', typ: 'JWT' })}.${b64(claims)}.${'A'.repeat(86)}`;
+  const basic = (id: string) => ({ authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:x`).toString('base64')}` });
+
+  // Anyone on the network: a client id, refresh token or code with a NUL went into a PostgreSQL query,
+  // which cannot hold it, and the authorization server answered 500 server_error (or INTERNAL).
+  it.each<[string, string, RequestInit | undefined]>([
+    ['token (client_id)', '/oauth/token', form({ grant_type: 'client_credentials', client_id: 'a\u0000', client_secret: 'x' })],
+    ['token (refresh_token)', '/oauth/token', form({ grant_type: 'refresh_token', refresh_token: 'a\u0000b', client_id: 'x\u0000' })],
+    ['token exchange', '/oauth/token', form({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: 'a', subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', client_id: 'a\u0000' })],
+    ['introspection (Basic)', '/oauth/introspect', form({ token: 'a\u0000b' }, basic('a\u0000'))],
+    ['introspection (client assertion, not yet verified)', '/oauth/introspect', form({ token: 'x', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: unsignedJwt({ iss: 'a\u0000', sub: 'a\u0000' }) })],
+    ['pushed authorization request', '/oauth/par', form({ client_id: 'a\u0000', response_type: 'code' })],
+    ['authorize', `/oauth/authorize?client_id=a%00&response_type=code&redirect_uri=https://x.example/cb&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, undefined],
+  ])('%s: a 4xx, not a 500', async (_name, path, init) => {
+    const response = await fetch(`${server.url}${path}`, { redirect: 'manual', ...init });
+    expect(response.status).toBeGreaterThanOrEqual(400);
+    expect(response.status).toBeLessThan(500);
+  });
+});

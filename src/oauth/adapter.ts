@@ -5,6 +5,13 @@ export const CLIENT_CHANGED = 'oauth.client.changed';
 type Payload = Record<string, unknown>;
 
 /**
+ * Whether an id the client sent can be looked up at all. PostgreSQL text cannot hold U+0000: a client
+ * id, code or refresh token with one made the query fail, and anyone could get a 500 server_error from
+ * the authorization server. No stored id has one, so such an id names nothing.
+ */
+export const storableId = (id: string): boolean => !id.includes('\u0000');
+
+/**
  * oidc-provider's storage adapter on Mandate's store (SQLite or the PostgreSQL every replica shares).
  * `Client` reads the `oauth_clients` registry (cached, dropped on CLIENT_CHANGED); every other model
  * (interactions, sessions, grants, codes, refresh tokens, replay markers) lives in `oauth_payloads`.
@@ -37,7 +44,7 @@ export function createAdapterFactory(
 
   class ClientAdapter {
     async find(id: string): Promise<Payload | undefined> {
-      if (id.length > 200) return undefined;
+      if (id.length > 200 || !storableId(id)) return undefined;
       let metadata = clientCache.get(id);
       if (metadata === undefined) {
         const row = await db().selectFrom('oauth_clients').select(['metadata', 'identity_id', 'disabled_at']).where('client_id', '=', id).executeTakeFirst();
@@ -118,7 +125,7 @@ export function createAdapterFactory(
     }
 
     async #findWhere(column: 'id' | 'uid' | 'user_code', value: string): Promise<Payload | undefined> {
-      if (typeof value !== 'string' || value.length > 512) return undefined;
+      if (typeof value !== 'string' || value.length > 512 || !storableId(value)) return undefined;
       const row = await db().selectFrom('oauth_payloads').select(['payload', 'expires_at', 'consumed_at']).where('model', '=', this.#model).where(column, '=', value).executeTakeFirst();
       if (!row) return undefined;
       if (row.expires_at && row.expires_at < new Date().toISOString()) return undefined;
@@ -129,6 +136,8 @@ export function createAdapterFactory(
 
     async find(id: string): Promise<Payload | undefined> {
       if (this.#model === 'ReplayDetection') {
+        // An id that cannot be stored cannot be claimed: taken as seen, so the proof is refused (fail closed).
+        if (!storableId(id)) return { jti: id };
         // oidc-provider checks a jti with find-then-save; two replicas could both pass. Claiming the id
         // atomically here (insert; a conflict means "seen") makes the check exact across replicas.
         try {

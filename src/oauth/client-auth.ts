@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import { constantTimeEqual } from '../core/crypto.ts';
 import type { Store } from '../store/index.ts';
+import { storableId } from './adapter.ts';
 import { hashClientSecret } from './clients.ts';
 import type { ReplayCache } from './state.ts';
 import { certificateThumbprint } from './verifier.ts';
@@ -32,6 +33,7 @@ export async function authenticateClient(
     } catch {
       return { ok: false, reason: 'malformed Basic credentials' };
     }
+    if (!storableId(clientId)) return { ok: false, reason: 'invalid client credentials' };
     const row = await store.db.selectFrom('oauth_clients').select(['secret_hash', 'disabled_at']).where('client_id', '=', clientId.slice(0, 200)).executeTakeFirst();
     // Compare even when the client is unknown, so timing does not reveal which client ids exist.
     const ok = constantTimeEqual(row?.secret_hash ?? 'sha256$none', hashClientSecret(secret));
@@ -46,6 +48,7 @@ export async function authenticateClient(
     } catch {
       return { ok: false, reason: 'malformed client assertion' };
     }
+    if (!storableId(clientId)) return { ok: false, reason: 'invalid client' };
     const row = await store.db.selectFrom('oauth_clients').select(['metadata', 'auth_method', 'disabled_at']).where('client_id', '=', clientId.slice(0, 200)).executeTakeFirst();
     if (!row || row.disabled_at || row.auth_method !== 'private_key_jwt') return { ok: false, reason: 'invalid client' };
     const jwks = (JSON.parse(row.metadata) as { jwks?: JSONWebKeySet }).jwks;
@@ -68,6 +71,7 @@ export async function authenticateClient(
   if (input.peerCertificate && typeof input.form.client_id === 'string') {
     // RFC 8705 §2: mutual TLS, the client named by client_id and proven by the connection's certificate.
     const clientId = input.form.client_id.slice(0, 200);
+    if (!storableId(clientId)) return { ok: false, reason: 'invalid client' };
     const row = await store.db.selectFrom('oauth_clients').select(['metadata', 'auth_method', 'disabled_at']).where('client_id', '=', clientId).executeTakeFirst();
     if (!row || row.disabled_at) return { ok: false, reason: 'invalid client' };
     const metadata = JSON.parse(row.metadata) as { tls_client_auth_san_uri?: string; jwks?: { keys: { x5c?: string[] }[] } };

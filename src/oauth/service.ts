@@ -5,7 +5,7 @@ import type { AuditLog } from '../audit/index.ts';
 import type { Config } from '../core/config.ts';
 import type { IdentityService } from '../identity/index.ts';
 import type { Store, StoreLogger } from '../store/index.ts';
-import { createAdapterFactory, CLIENT_CHANGED, pruneExpiredPayloads } from './adapter.ts';
+import { createAdapterFactory, CLIENT_CHANGED, pruneExpiredPayloads, storableId } from './adapter.ts';
 import { ClientService, TOKEN_EXCHANGE } from './clients.ts';
 import { MandateError } from '../core/errors.ts';
 import { DelegationService } from './delegations.ts';
@@ -234,6 +234,7 @@ export class OAuthService {
   }
 
   async clientInfo(clientId: string): Promise<ClientInfo | undefined> {
+    if (!storableId(clientId)) return undefined;
     const cached = this.#clientInfo.get(clientId);
     if (cached !== undefined) return cached ?? undefined;
     const info = (await this.clients.describe(clientId)) ?? null;

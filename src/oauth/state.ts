@@ -1,5 +1,6 @@
 import { storeUnavailable } from '../core/errors.ts';
 import { isUniqueViolation, type Store } from '../store/index.ts';
+import { storableId } from './adapter.ts';
 import type { IdentityRecord, IdentityState } from './verifier.ts';
 
 export const TOKEN_REVOKED = 'oauth.token.revoked';
@@ -161,6 +162,8 @@ export class ReplayCache {
   }
 
   async claim(key: string, expiresAt: Date): Promise<boolean> {
+    // A key PostgreSQL cannot store (a jti with U+0000) cannot be claimed: taken as replayed (fail closed), not a 500.
+    if (!storableId(key)) return false;
     try {
       await this.#store.db.insertInto('oauth_replay').values({ key: key.slice(0, 512), expires_at: expiresAt.toISOString() }).execute();
       return true;
