@@ -31,6 +31,20 @@ describe('policy validation covers template links', () => {
     const audit = (await (await server.api('GET', '/api/v1/audit?limit=1000')).json()) as { items: { action: string; details: Record<string, unknown> }[] };
     expect(audit.items.filter((e) => e.action === 'policy.apply').at(-1)!.details).toMatchObject({ forced: true, validationErrors: 1 });
   });
+
+  // A version applied with force (or stored before validation existed) came back with a plain activate:
+  // neither refused nor audited as forced.
+  it('re-activating a version that does not validate needs force too, and is audited as forced', async () => {
+    const invalid = (await (await server.api('PUT', '/api/v1/policies', { cedar: 'forbid (principal == Agnet::"agt_1", action, resource);\npermit (principal, action, resource);', force: true })).json()) as { version: number };
+    expect((await server.api('PUT', '/api/v1/policies', { cedar: 'permit (principal, action, resource);' })).status).toBe(200);
+    const refused = await server.api('POST', `/api/v1/policies/versions/${invalid.version}/activate`);
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toMatchObject({ code: 'POLICY_INVALID' });
+    const forced = await server.api('POST', `/api/v1/policies/versions/${invalid.version}/activate`, { force: true });
+    expect(forced.status).toBe(200);
+    const audit = (await (await server.api('GET', '/api/v1/audit?limit=1000')).json()) as { items: { action: string; details: Record<string, unknown> }[] };
+    expect(audit.items.filter((e) => e.action === 'policy.activate').at(-1)!.details).toMatchObject({ version: invalid.version, forced: true });
+  });
 });
 
 describe('SCIM query strings with U+0000 on PostgreSQL', () => {

@@ -225,15 +225,25 @@ export class PdpService {
     return version;
   }
 
-  /** Restores a previous version (or changes nothing if it is active already). */
-  async activate(versionNumber: number, actor: string): Promise<PolicyVersion> {
+  /**
+   * Restores a previous version (or changes nothing if it is active already). It is validated as `apply`
+   * validates: a version applied with `force`, or stored before validation existed, is refused with
+   * POLICY_INVALID unless this activation is forced too (audited), so re-activating cannot bypass it.
+   */
+  async activate(versionNumber: number, actor: string, options: { force?: boolean | undefined } = {}): Promise<PolicyVersion> {
     const row = await this.#store.db.selectFrom('policy_versions').selectAll().where('version', '=', versionNumber).executeTakeFirst();
     if (!row) throw new MandateError('POLICY_VERSION_NOT_FOUND', `policy version ${versionNumber} does not exist`, 404);
     const compiled = compileRow(row);
+    const errors = validateAgainstMandateSchema(row.cedar, JSON.parse(row.links) as TemplateLink[]).filter((issue) => issue.severity === 'error');
+    const forced = options.force === true;
+    if (errors.length > 0 && !forced) {
+      const first = errors[0]!;
+      throw new MandateError('POLICY_INVALID', `policy version ${versionNumber} does not validate against Mandate's schema (${errors.length} error${errors.length === 1 ? '' : 's'}; first at ${first.line}:${first.column}: ${first.message}); activate it with force`, 400, { errors });
+    }
     await this.#store.transaction(async (tx) => {
       await tx.db.updateTable('policy_versions').set({ active: 0 }).where('active', '=', 1).execute();
       await tx.db.updateTable('policy_versions').set({ active: 1 }).where('version', '=', versionNumber).execute();
-      await this.#audit.appendIn(tx, { actor, action: 'policy.activate', target: `policy-version:${versionNumber}`, outcome: 'success', details: { version: versionNumber, previous: this.#version } });
+      await this.#audit.appendIn(tx, { actor, action: 'policy.activate', target: `policy-version:${versionNumber}`, outcome: 'success', details: { version: versionNumber, previous: this.#version, ...(forced && { forced: true, validationErrors: errors.length }) } });
       tx.publish(POLICY_ACTIVATED, { version: versionNumber });
     });
     this.#install(compiled, versionNumber, row.mode);

@@ -5,7 +5,7 @@ import { defineRoute, itemsResponse, type Router } from '../define-route.ts';
 import type { OpenApiRegistry } from '../openapi.ts';
 import type { Services } from '../services.ts';
 import { MandateError } from '../../core/errors.ts';
-import { rowNumberParam } from '../validation.ts';
+import { readBody, rowNumberParam } from '../validation.ts';
 
 const MAX_POLICY_TEXT = 2 * 1024 * 1024;
 // `0`, `-1`, `1.5`, `abc` name no version: the same 404 as a version that does not exist.
@@ -55,11 +55,25 @@ export function registerPolicyRoutes(admin: Router, docs: OpenApiRegistry, servi
     },
   );
 
+  // The body is optional (no body: not forced), so it is read in the handler rather than declared.
+  const activateBody = z.object({ force: z.boolean().optional() }).strict();
   defineRoute(
     admin,
     docs,
-    { method: 'post', path: '/api/v1/policies/versions/{version}/activate', tag, summary: 'Restore a previous version', params: version, response: { status: 200, description: 'The activated version' }, errors: ['POLICY_VERSION_NOT_FOUND'], permission: 'policies.activate' },
-    async (c, { params }) => c.json(await pdp.activate(params.version, c.get('actor'))),
+    {
+      method: 'post',
+      path: '/api/v1/policies/versions/{version}/activate',
+      tag,
+      summary: "Restore a previous version; refused unless it validates against Mandate's schema or the optional body says `{\"force\": true}` (audited as forced)",
+      params: version,
+      response: { status: 200, description: 'The activated version' },
+      errors: ['POLICY_VERSION_NOT_FOUND', 'POLICY_INVALID', 'REQUEST_CONTENT_TYPE', 'REQUEST_JSON_INVALID', 'REQUEST_INVALID'],
+      permission: 'policies.activate',
+    },
+    async (c, { params }) => {
+      const body = c.req.header('content-type') === undefined ? {} : await readBody(c, activateBody);
+      return c.json(await pdp.activate(params.version, c.get('actor'), { force: body.force }));
+    },
   );
 
   const validateBody = z.object({ cedar: z.string().max(MAX_POLICY_TEXT), schema: z.string().max(MAX_POLICY_TEXT).optional(), links: z.array(link).max(100_000).optional() }).strict();
