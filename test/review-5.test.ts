@@ -2,6 +2,9 @@
  * Review 5, second reader: what the hardening fixes still let through.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyStoredChain } from '../src/audit/index.ts';
+import { agentSession } from './support/gateway-agent.ts';
+import { startMinimalUpstream } from './support/minimal-upstream.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 
 describe('policy validation covers template links', () => {
@@ -101,5 +104,47 @@ describe('OAuth identifiers with U+0000 on PostgreSQL', () => {
     const response = await fetch(`${server.url}${path}`, { redirect: 'manual', ...init });
     expect(response.status).toBeGreaterThanOrEqual(400);
     expect(response.status).toBeLessThan(500);
+  });
+});
+
+describe('gateway targets with U+0000 on PostgreSQL', () => {
+  let server: TestServer;
+  let upstream: Awaited<ReturnType<typeof startMinimalUpstream>>;
+  let agent: Awaited<ReturnType<typeof agentSession>>;
+  let calls = 0;
+  beforeAll(async () => {
+    server = await startTestServer('postgres');
+    upstream = await startMinimalUpstream({ answerCall: () => ((calls += 1), false) });
+    agent = await agentSession(server, {
+      name: 'nul-target',
+      upstreamUrl: upstream.url,
+      cedar: (id) => `@approval("owner")\npermit (principal == Agent::"${id}", action == Action::"resources/read", resource);`,
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await server?.stop();
+    await upstream?.close();
+  });
+
+  const mcp = (body: string) =>
+    fetch(`${server.url}/mcp/demo`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${agent.accessToken}`, 'mcp-session-id': agent.sessionId, 'mcp-protocol-version': '2025-06-18', 'content-type': 'application/json', accept: 'application/json' },
+      body,
+    });
+
+  // Resource URIs are not matched against the registry (tool and prompt names are): a URI with a NUL
+  // reached the approval request's row, which PostgreSQL cannot store, and the agent got a 500.
+  it.each([
+    ['resources/read', `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a\\u0000b"}}`],
+    ['a resource completion', `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"file:///\\u0000"},"argument":{"name":"a","value":"b"}}}`],
+  ])('%s with a NUL in its URI is invalid params, forwarded nowhere, no approval asked', async (_what, body) => {
+    const response = await mcp(body);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ id: 1, error: { code: -32602 } });
+    expect(calls).toBe(0);
+    expect(await server.services.store.db.selectFrom('mcp_approvals').select('id').execute()).toEqual([]);
+    await server.services.gateway.flushAudit();
+    expect(await verifyStoredChain(server.services.store)).toMatchObject({ ok: true });
   });
 });

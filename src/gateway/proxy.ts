@@ -424,6 +424,9 @@ export class GatewayProxy {
       const field = message.method === 'completion/complete' ? (action === 'resources/read' ? 'ref.uri' : 'ref.name') : action === 'resources/read' ? 'uri' : 'name';
       return { refusal: rpcError(id, -32602, `Invalid params: ${field} is required`) };
     }
+    // A resource URI is not matched against the registry (tool and prompt names are, and none holds a NUL):
+    // PostgreSQL text cannot hold U+0000, so an approval request for it failed as a 500. Nothing can name it.
+    if (name.includes('\u0000')) return { refusal: rpcError(id, -32602, 'Invalid params: the target must not contain U+0000') };
     const target = `${session.server}/${name}`;
     const argsDigest = argumentDigest(args);
     const redacted = redact(args, settings.redactPaths);
