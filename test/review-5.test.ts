@@ -98,6 +98,8 @@ describe('OAuth identifiers with U+0000 on PostgreSQL', () => {
     ['token exchange', '/oauth/token', form({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: 'a', subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', client_id: 'a\u0000' })],
     ['introspection (Basic)', '/oauth/introspect', form({ token: 'a\u0000b' }, basic('a\u0000'))],
     ['introspection (client assertion, not yet verified)', '/oauth/introspect', form({ token: 'x', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: unsignedJwt({ iss: 'a\u0000', sub: 'a\u0000' }) })],
+    ['jwt-bearer grant (federation, issuer not yet verified)', '/oauth/token', form({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: unsignedJwt({ iss: 'https://a\u0000.example', sub: 'x\u0000', aud: 'x', exp: 9e9 }) })],
+    ['token (client assertion)', '/oauth/token', form({ grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: unsignedJwt({ iss: 'a\u0000', sub: 'a\u0000', aud: 'x', exp: 9e9, jti: 'j\u0000' }) })],
     ['pushed authorization request', '/oauth/par', form({ client_id: 'a\u0000', response_type: 'code' })],
     ['authorize', `/oauth/authorize?client_id=a%00&response_type=code&redirect_uri=https://x.example/cb&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, undefined],
   ])('%s: a 4xx, not a 500', async (_name, path, init) => {

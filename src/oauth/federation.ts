@@ -5,6 +5,7 @@ import type { AuditLog } from '../audit/index.ts';
 import { MandateError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import type { Store } from '../store/index.ts';
+import { storableId } from './adapter.ts';
 import { safeFetchJson, type SafeFetchOptions } from './safe-fetch.ts';
 import type { ReplayCache } from './state.ts';
 
@@ -130,7 +131,8 @@ export class FederationService {
     } catch {
       throw new MandateError('FEDERATION_TOKEN_INVALID', 'the assertion is not a JWT', 400);
     }
-    const row = typeof unverified.iss === 'string' ? await this.#store.db.selectFrom('oauth_federation_issuers').selectAll().where('issuer', '=', unverified.iss.slice(0, 500)).executeTakeFirst() : undefined;
+    // An issuer with U+0000 cannot be stored, so none is trusted (and PostgreSQL would fail the query: a 500).
+    const row = typeof unverified.iss === 'string' && storableId(unverified.iss) ? await this.#store.db.selectFrom('oauth_federation_issuers').selectAll().where('issuer', '=', unverified.iss.slice(0, 500)).executeTakeFirst() : undefined;
     if (!row) throw new MandateError('FEDERATION_ISSUER_UNTRUSTED', 'the assertion comes from an issuer Mandate does not trust', 400);
     const issuer = this.#toIssuer(row);
     let claims: Record<string, unknown>;
