@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyStoredChain } from '../src/audit/index.ts';
 import { agentSession } from './support/gateway-agent.ts';
 import { startMinimalUpstream } from './support/minimal-upstream.ts';
+import * as client from 'openid-client';
+import { browserLogin, createAgent, createClient, discover } from './oauth-support.ts';
 import { startTestServer, type TestServer } from './support/server.ts';
 
 describe('policy validation covers template links', () => {
@@ -106,6 +108,21 @@ describe('OAuth identifiers with U+0000 on PostgreSQL', () => {
     const response = await fetch(`${server.url}${path}`, { redirect: 'manual', ...init });
     expect(response.status).toBeGreaterThanOrEqual(400);
     expect(response.status).toBeLessThan(500);
+  });
+
+  // The login form: anyone who starts an authorization request gets a form whose e-mail went into a query.
+  it('a login with U+0000 in the e-mail is refused like a wrong password, not a 500', async () => {
+    const issuer = server.services.config.publicUrl;
+    const owner = await server.api('POST', '/api/v1/humans', { email: 'nul-owner@example.com', displayName: 'Owner' });
+    const agent = await createAgent(server, ((await owner.json()) as { id: string }).id, 'nul-login');
+    const created = await createClient(server, agent.id, { auth: 'client_secret_basic', redirectUris: ['https://nul.example/callback'] });
+    const config = await discover(issuer, created.client_id, client.ClientSecretBasic(created.client_secret!), { redirect_uris: ['https://nul.example/callback'] });
+    const url = client.buildAuthorizationUrl(config, { redirect_uri: 'https://nul.example/callback', scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256', resource: issuer, state: client.randomState() });
+    const failure = await browserLogin(url, { email: 'a\u0000@example.com', password: 'x' }).then(
+      () => 'logged in',
+      (error: Error) => error.message,
+    );
+    expect(failure).not.toMatch(/→ 5\d\d/);
   });
 });
 

@@ -103,12 +103,16 @@ export class CredentialService {
 
   /** Checks email + password (+ TOTP when enrolled). Returns the human id, or why not (never which part failed to a caller). */
   async verifyLogin(email: string, password: string, totp: string | undefined): Promise<{ ok: true; humanId: string } | { ok: false; failure: LoginFailure; humanId?: string }> {
-    const row = await this.#store.db
-      .selectFrom('humans')
-      .leftJoin('human_credentials', 'human_credentials.human_id', 'humans.id')
-      .select(['humans.id', 'humans.status', 'human_credentials.password_hash', 'human_credentials.totp_confirmed'])
-      .where('humans.email', '=', email.toLowerCase().slice(0, 320))
-      .executeTakeFirst();
+    // No stored e-mail holds U+0000 (PostgreSQL text cannot, and the query failed as a 500): such a login
+    // is an unknown user, answered after the same decoy hash as any other.
+    const row = email.includes('\u0000')
+      ? undefined
+      : await this.#store.db
+          .selectFrom('humans')
+          .leftJoin('human_credentials', 'human_credentials.human_id', 'humans.id')
+          .select(['humans.id', 'humans.status', 'human_credentials.password_hash', 'human_credentials.totp_confirmed'])
+          .where('humans.email', '=', email.toLowerCase().slice(0, 320))
+          .executeTakeFirst();
     if (!row?.password_hash) {
       decoyHash ??= hash('decoy-password-never-used', ARGON2);
       await verifyPassword(await decoyHash, password.slice(0, 1024)).catch(() => false);
